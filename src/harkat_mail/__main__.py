@@ -1,0 +1,5 @@
+"""``python -m harkat_mail`` runs the command line."""
+
+from .cli import main
+
+main()

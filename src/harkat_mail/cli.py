@@ -1,0 +1,203 @@
+"""Thin commands over the library: parse, call one function, print. Errors -> one line + code."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from . import pipeline
+from .config import load_campaign, parse_smtp_url
+from .contacts import load_contacts
+from .errors import ConfigError, HarkatError
+from .models import ListConfig, RunSummary
+from .relay import local_relay
+from .reports import export, status_lines
+from .sendlog import SendLog
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _say(line: str) -> None:
+    click.echo(line, err=True)
+
+
+def _clean_errors(func: F) -> F:
+    """Turn a ``HarkatError`` into one line on stderr and its exit code; never a traceback."""
+
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except HarkatError as exc:
+            click.echo(f"harkat-mail: {exc}", err=True)
+            sys.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            click.echo("harkat-mail: interrupted; run the same command again to resume", err=True)
+            sys.exit(130)
+
+    return wrapper  # type: ignore[return-value]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="harkat-mail")
+def main() -> None:
+    """Mail-merge for union communications: campaign YAML in, delivered and logged mail out."""
+
+
+def _summary(summary: RunSummary) -> None:
+    skipped = ", ".join(f"{n} {reason}" for reason, n in sorted(summary.skipped.items())) or "none"
+    if summary.dry_run:
+        click.echo(
+            f"dry run: {summary.planned} messages rendered and checked, nothing sent; "
+            f"skipped: {skipped}"
+        )
+        click.echo(f"previews: {summary.previews}")
+        return
+    click.echo(
+        f"{summary.campaign}: delivered {summary.delivered}, deferred {summary.deferred}, "
+        f"failed {summary.failed}, unknown {summary.unknown}; skipped: {skipped}"
+    )
+    if summary.planned:
+        click.echo(f"{summary.rate:.0f} messages/s over {summary.seconds:.2f} s")
+    if summary.already_done:
+        click.echo(f"{summary.already_done} already delivered by an earlier run")
+    if summary.deferred or summary.unknown:
+        click.echo("some messages were not confirmed: run the same command again later to retry")
+
+
+@main.command()
+@click.argument("campaign_file", type=click.Path(path_type=Path))
+@click.option("--dry-run", is_flag=True, help="Render and check every message, write previews, send nothing.")
+@click.option("--limit", type=click.IntRange(min=1), help="Send to at most N recipients this run.")
+@click.option("--smtp", "smtp_url", help="Relay URL overriding the YAML: smtp://host:port, smtps://host.")
+@click.option("--yes", is_flag=True, help="Do not ask before sending to a real relay.")
+@click.option("--force", is_flag=True, help="Resume even though the YAML, list or template changed.")
+@_clean_errors
+def send(
+    campaign_file: Path, dry_run: bool, limit: int | None, smtp_url: str | None, yes: bool,
+    force: bool,
+) -> None:
+    """Send CAMPAIGN_FILE, or resume it: only recipients not yet sent get a message."""
+    campaign = load_campaign(campaign_file)
+    smtp = parse_smtp_url(smtp_url) if smtp_url else campaign.smtp
+    prepared = pipeline.prepare(campaign)
+    for warning in prepared.renderer.warnings + list(prepared.contacts.warnings):
+        _say(f"warning: {warning}")
+    if dry_run:
+        _summary(pipeline.dry_run(prepared, progress=_say))
+        return
+    with SendLog(campaign.send_log) as log:
+        todo = pipeline.plan(prepared, log, force)
+        if limit is not None:
+            todo = todo[:limit]
+        if not todo:
+            counts = log.counts(campaign.name)
+            click.echo(
+                f"{campaign.name}: nothing new to send; the send log already records "
+                f"{counts.get('sent', 0)} delivered ({campaign.send_log})"
+            )
+            return
+        if not smtp.local and not yes:
+            prompt = f"Send {len(todo)} messages of {campaign.name} through {smtp.describe()}?"
+            if not sys.stdin.isatty():
+                raise ConfigError(f"{prompt} Refusing without a terminal; add --yes to confirm")
+            if not click.confirm(prompt, default=False):
+                raise ConfigError(f"{campaign.name}: not confirmed; nothing sent")
+        _say(f"sending {len(todo)} messages of {campaign.name} through {smtp.describe()}")
+        summary = pipeline.send(prepared, log, todo, smtp, progress=_say)
+    _summary(summary)
+    if smtp.local:
+        click.echo(f"delivered mail is in {campaign.outbox}")
+    if summary.failed or summary.deferred or summary.unknown:
+        sys.exit(1)
+
+
+@main.command()
+@click.argument("campaign_file", type=click.Path(path_type=Path))
+@_clean_errors
+def validate(campaign_file: Path) -> None:
+    """Check the YAML, the list and the templates; print counts; send nothing."""
+    campaign = load_campaign(campaign_file)
+    prepared = pipeline.prepare(campaign)
+    contacts = prepared.contacts
+    click.echo(f"{campaign.name}: {contacts.rows_read} rows read, {len(contacts.contacts)} to send")
+    languages: dict[str, int] = {}
+    for contact in contacts.contacts:
+        lang = prepared.renderer.language_for(contact)
+        languages[lang] = languages.get(lang, 0) + 1
+    for lang, n in sorted(languages.items()):
+        click.echo(f"  {campaign.contacts.segment_name} / {lang}: {n}")
+    for reason, n in sorted(pipeline._reasons(contacts).items()):
+        click.echo(f"  skipped, {reason}: {n}")
+    for warning in prepared.renderer.warnings + list(contacts.warnings):
+        click.echo(f"warning: {warning}")
+
+
+@main.command()
+@click.argument("campaign_file", type=click.Path(path_type=Path))
+@_clean_errors
+def status(campaign_file: Path) -> None:
+    """Print how many recipients are in each send-log state."""
+    campaign = load_campaign(campaign_file)
+    if not campaign.send_log.exists():
+        click.echo(f"{campaign.name}: not sent yet (no send log at {campaign.send_log})")
+        return
+    with SendLog(campaign.send_log) as log:
+        lines = status_lines(
+            campaign.name, log.counts(campaign.name), log.skipped_reasons(campaign.name)
+        )
+    click.echo("\n".join(lines))
+
+
+@main.command()
+@click.argument("campaign_file", type=click.Path(path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(["csv", "json"]), default="csv", show_default=True)
+@click.option("-o", "--output", type=click.Path(path_type=Path), help="Write to FILE instead of stdout.")
+@_clean_errors
+def report(campaign_file: Path, fmt: str, output: Path | None) -> None:
+    """One row per recipient: address, state, attempts, last reply, Message-ID, times."""
+    campaign = load_campaign(campaign_file)
+    with SendLog(campaign.send_log) as log:
+        text = export(log.rows(campaign.name), fmt)
+    if output:
+        output.write_text(text, encoding="utf-8")
+    else:
+        click.echo(text, nl=False)
+
+
+@main.group()
+def lists() -> None:
+    """Member list tools."""
+
+
+@lists.command("check")
+@click.argument("list_file", type=click.Path(path_type=Path))
+@_clean_errors
+def lists_check(list_file: Path) -> None:
+    """Show what cleaning keeps and drops from LIST_FILE, and why."""
+    result = load_contacts(ListConfig(paths=(list_file,)), "language", "en")
+    click.echo(f"{list_file}: {result.rows_read} rows read, {len(result.contacts)} kept, "
+               f"{len(result.rejected)} rejected")
+    for rejected in result.rejected:
+        click.echo(f"  {rejected.source} row {rejected.row}: {rejected.reason} ({rejected.email!r})")
+
+
+@main.command()
+@click.option("--maildir", type=click.Path(path_type=Path), required=True, help="Where mail is filed.")
+@click.option("--port", type=click.IntRange(0, 65535), default=2525, show_default=True)
+@_clean_errors
+def relay(maildir: Path, port: int) -> None:
+    """Run the local capture relay on 127.0.0.1 until Ctrl-C."""
+    server = local_relay(maildir, port=port).start()
+    click.echo(f"capture relay on smtp://127.0.0.1:{server.port}, filing into {maildir}")
+    try:
+        while True:
+            time.sleep(3600)
+    finally:
+        server.stop()

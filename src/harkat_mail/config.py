@@ -1,0 +1,311 @@
+"""Campaign YAML -> validated ``Campaign``. Errors name the file, the line and the key."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from email.headerregistry import Address
+from email.utils import parseaddr
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import ConfigError
+from .models import Campaign, ListConfig, SmtpConfig, UnsubscribeConfig
+
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_LANG_RE = re.compile(r"^[a-z]{2}$")
+_TOP_KEYS = {
+    "name", "from", "reply_to", "subject", "template", "list", "segments", "language",
+    "vars", "smtp", "send_log", "outbox", "previews", "unsubscribe", "list_id",
+}
+_SMTP_KEYS = {"host", "port", "tls", "username", "password_env", "connections", "rate", "timeout"}
+
+
+class _Doc:
+    """A YAML document as plain Python plus the line of every key path, for error messages."""
+
+    def __init__(self, path: Path, text: str) -> None:
+        self.path = path
+        self.lines: dict[tuple[str, ...], int] = {}
+        try:
+            node = yaml.compose(text, Loader=yaml.SafeLoader)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            line = f":{mark.line + 1}" if mark is not None else ""
+            problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+            raise ConfigError(f"{path}{line}: not valid YAML: {problem}") from None
+        if node is None:
+            raise ConfigError(f"{path}: the file is empty; a campaign needs at least 'name'")
+        self.data = self._build(node, ())
+
+    def _build(self, node: yaml.Node, at: tuple[str, ...]) -> Any:
+        self.lines.setdefault(at, node.start_mark.line + 1)
+        if isinstance(node, yaml.MappingNode):
+            out: dict[str, Any] = {}
+            for key_node, value_node in node.value:
+                key = str(yaml.SafeLoader("").construct_object(key_node))
+                where = (*at, key)
+                if key in out:
+                    raise ConfigError(
+                        f"{self.path}:{key_node.start_mark.line + 1}: "
+                        f"{'.'.join(where)}: the key appears twice"
+                    )
+                self.lines[where] = key_node.start_mark.line + 1
+                out[key] = self._build(value_node, where)
+            return out
+        if isinstance(node, yaml.SequenceNode):
+            return [self._build(item, (*at, str(i))) for i, item in enumerate(node.value)]
+        return yaml.SafeLoader("").construct_object(node)
+
+    def error(self, at: tuple[str, ...], message: str) -> ConfigError:
+        line = self.lines.get(at) or self.lines.get(at[:-1]) or 1
+        key = ".".join(at) if at else "(top)"
+        return ConfigError(f"{self.path}:{line}: {key}: {message}")
+
+
+def _kind(value: object) -> str:
+    return {dict: "a map", list: "a list", str: "a string", bool: "true/false"}.get(
+        type(value), type(value).__name__
+    )
+
+
+class _Reader:
+    """Typed accessors over a ``_Doc`` that raise ``ConfigError`` with the key's line."""
+
+    def __init__(self, doc: _Doc) -> None:
+        self.doc = doc
+        self.base = doc.path.parent
+
+    def map(self, value: object, at: tuple[str, ...], allowed: set[str] | None) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            raise self.doc.error(at, f"expected a map, got {_kind(value)}")
+        if allowed is not None:
+            for key in value:
+                if key not in allowed:
+                    known = ", ".join(sorted(allowed))
+                    raise self.doc.error((*at, key), f"unknown key (known keys: {known})")
+        return value
+
+    def text(self, value: object, at: tuple[str, ...]) -> str:
+        if not isinstance(value, str) or not value.strip():
+            raise self.doc.error(at, f"expected a non-empty string, got {_kind(value)}")
+        if any(c in value for c in "\r\n\0"):
+            raise self.doc.error(at, "must be one line (no line breaks)")
+        return value.strip()
+
+    def integer(self, value: object, at: tuple[str, ...], low: int, high: int) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise self.doc.error(at, f"expected a whole number from {low} to {high}, got {value!r}")
+        return value
+
+    def number(self, value: object, at: tuple[str, ...]) -> float:
+        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+            raise self.doc.error(at, f"expected a positive number, got {value!r}")
+        return float(value)
+
+    def path(self, value: object, at: tuple[str, ...]) -> Path:
+        return (self.base / self.text(value, at)).resolve()
+
+    def paths(self, value: object, at: tuple[str, ...]) -> tuple[Path, ...]:
+        items = value if isinstance(value, list) else [value]
+        if not items:
+            raise self.doc.error(at, "expected at least one path")
+        if isinstance(value, list):
+            return tuple(self.path(v, (*at, str(i))) for i, v in enumerate(items))
+        return (self.path(value, at),)
+
+    def address(self, value: object, at: tuple[str, ...]) -> str:
+        text = self.text(value, at)
+        _, addr = parseaddr(text)
+        if "@" not in addr or not addr.split("@")[-1]:
+            raise self.doc.error(at, f"not an email address: {text!r}")
+        return text
+
+    def per_language(self, value: object, at: tuple[str, ...], kind: str) -> dict[str, str]:
+        if isinstance(value, dict):
+            out: dict[str, str] = {}
+            for lang, item in value.items():
+                if not _LANG_RE.match(lang):
+                    raise self.doc.error((*at, lang), "expected a two-letter language code")
+                check = self.address if kind == "address" else self.text
+                out[lang] = check(item, (*at, lang))
+            if not out:
+                raise self.doc.error(at, "the map is empty")
+            return out
+        check = self.address if kind == "address" else self.text
+        return {"*": check(value, at)}
+
+
+def _segment(r: _Reader, spec: object, named: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+    if spec is None:
+        return "all", {}
+    if isinstance(spec, str):
+        if spec not in named:
+            known = ", ".join(sorted(named)) or "none defined"
+            raise r.doc.error(("list", "segment"), f"no segment named {spec!r} ({known})")
+        return spec, r.map(named[spec], ("segments", spec), None)
+    filters = r.map(spec, ("list", "segment"), None)
+    label = ", ".join(f"{k}={v}" for k, v in filters.items())
+    return label or "all", filters
+
+
+def _list(r: _Reader, value: object, named: Mapping[str, Any]) -> ListConfig:
+    if isinstance(value, str):
+        return ListConfig(paths=r.paths(value, ("list",)))
+    spec = r.map(value, ("list",), {"path", "columns", "segment", "suppress"})
+    if "path" not in spec:
+        raise r.doc.error(("list",), "missing key 'path'")
+    columns = r.map(spec.get("columns", {}), ("list", "columns"), None)
+    mapped = {k: r.text(v, ("list", "columns", k)) for k, v in columns.items()}
+    name, filters = _segment(r, spec.get("segment"), named)
+    suppress = r.paths(spec["suppress"], ("list", "suppress")) if "suppress" in spec else ()
+    return ListConfig(
+        paths=r.paths(spec["path"], ("list", "path")),
+        columns=mapped,
+        segment_name=name,
+        segment=filters,
+        suppress=suppress,
+    )
+
+
+def _smtp(r: _Reader, value: object) -> SmtpConfig:
+    if value is None or value == "local":
+        return SmtpConfig(local=True)
+    spec = r.map(value, ("smtp",), _SMTP_KEYS)
+    if "host" not in spec:
+        raise r.doc.error(("smtp",), "missing key 'host' (or write smtp: local)")
+    tls = spec.get("tls", "starttls")
+    if tls not in ("starttls", "tls", "none"):
+        raise r.doc.error(("smtp", "tls"), f"expected starttls, tls or none, got {tls!r}")
+    default_port = {"starttls": 587, "tls": 465, "none": 25}[tls]
+    password_env = spec.get("password_env")
+    if "password" in spec:
+        raise r.doc.error(("smtp", "password"), "never write a password here; use password_env")
+    return SmtpConfig(
+        local=False,
+        host=r.text(spec["host"], ("smtp", "host")),
+        port=r.integer(spec.get("port", default_port), ("smtp", "port"), 1, 65535),
+        tls=tls,
+        username=r.text(spec["username"], ("smtp", "username")) if "username" in spec else None,
+        password_env=r.text(password_env, ("smtp", "password_env")) if password_env else None,
+        connections=r.integer(spec.get("connections", 4), ("smtp", "connections"), 1, 100),
+        rate=r.number(spec["rate"], ("smtp", "rate")) if "rate" in spec else None,
+        timeout=r.number(spec.get("timeout", 30), ("smtp", "timeout")),
+    )
+
+
+def load_campaign(path: str | Path) -> Campaign:
+    """Read and validate a campaign file; raise ``ConfigError`` naming file, line and key."""
+    source = Path(path)
+    try:
+        text = source.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{source}: no such campaign file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{source}: cannot read the campaign file ({exc})") from None
+    doc = _Doc(source, text)
+    r = _Reader(doc)
+    top = r.map(doc.data, (), _TOP_KEYS)
+    for key in ("name", "from", "subject", "template", "list"):
+        if key not in top:
+            raise doc.error((), f"missing required key '{key}'")
+
+    name = r.text(top["name"], ("name",))
+    if not _NAME_RE.match(name):
+        raise doc.error(("name",), "use letters, digits, '.', '_' or '-' (it names files)")
+    language = r.map(top.get("language", {}), ("language",), {"column", "default"})
+    default_language = r.text(language.get("default", "en"), ("language", "default")).lower()
+    if not _LANG_RE.match(default_language):
+        raise doc.error(("language", "default"), "expected a two-letter language code")
+    senders = r.per_language(top["from"], ("from",), "address")
+    subjects = r.per_language(top["subject"], ("subject",), "text")
+    for at, mapping in ((("from",), senders), (("subject",), subjects)):
+        if "*" in mapping:
+            mapping[default_language] = mapping.pop("*")
+        elif default_language not in mapping:
+            raise doc.error(at, f"needs an entry for the default language {default_language!r}")
+
+    template = r.path(top["template"], ("template",))
+    if not template.is_dir():
+        raise doc.error(("template",), f"no template folder at {template}")
+    segments = r.map(top.get("segments", {}), ("segments",), None)
+    variables = r.map(top.get("vars", {}), ("vars",), None)
+    unsub = r.map(top.get("unsubscribe", {}), ("unsubscribe",), {"url", "mailto", "secret_env"})
+    reply_to = r.address(top["reply_to"], ("reply_to",)) if "reply_to" in top else None
+    _, from_addr = parseaddr(senders[default_language])
+    list_id = r.text(top.get("list_id", f"{name}.{from_addr.split('@')[1]}"), ("list_id",))
+    base = source.parent
+    return Campaign(
+        source=source.resolve(),
+        name=name,
+        sender=senders,
+        reply_to=reply_to,
+        subject=subjects,
+        template=template,
+        contacts=_list(r, top["list"], segments),
+        language_column=r.text(language.get("column", "language"), ("language", "column")),
+        default_language=default_language,
+        vars=variables,
+        smtp=_smtp(r, top.get("smtp")),
+        send_log=r.path(top["send_log"], ("send_log",))
+        if "send_log" in top
+        else (base / f"{name}.sendlog.sqlite").resolve(),
+        outbox=r.path(top["outbox"], ("outbox",))
+        if "outbox" in top
+        else (base / "outbox" / name).resolve(),
+        previews=r.path(top["previews"], ("previews",))
+        if "previews" in top
+        else (base / "previews" / name).resolve(),
+        unsubscribe=UnsubscribeConfig(
+            url=r.text(unsub["url"], ("unsubscribe", "url")) if "url" in unsub else None,
+            mailto=r.text(unsub["mailto"], ("unsubscribe", "mailto")) if "mailto" in unsub else None,
+            secret_env=r.text(unsub["secret_env"], ("unsubscribe", "secret_env"))
+            if "secret_env" in unsub
+            else None,
+        ),
+        list_id=list_id,
+    )
+
+
+def parse_smtp_url(url: str) -> SmtpConfig:
+    """``smtp://[user@]host[:port][?tls=starttls|none]`` or ``smtps://host[:port]`` -> config."""
+    from urllib.parse import parse_qs, urlsplit
+
+    parts = urlsplit(url)
+    if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
+        raise ConfigError(f"--smtp {url}: expected smtp://host[:port] or smtps://host[:port]")
+    if parts.password:
+        raise ConfigError("--smtp: never put a password in the URL; set password_env in the YAML")
+    query = parse_qs(parts.query)
+    unknown = set(query) - {"tls", "password_env", "connections"}
+    if unknown:
+        raise ConfigError(f"--smtp {url}: unknown parameter {sorted(unknown)[0]!r}")
+    # Plain SMTP only to loopback unless asked for; anywhere else STARTTLS is the default.
+    loopback = parts.hostname in ("127.0.0.1", "::1", "localhost")
+    default_tls = "none" if loopback else "starttls"
+    tls = "tls" if parts.scheme == "smtps" else query.get("tls", [default_tls])[0]
+    if tls not in ("starttls", "tls", "none"):
+        raise ConfigError(f"--smtp {url}: tls must be starttls, tls or none")
+    try:
+        port = parts.port or {"starttls": 587, "tls": 465, "none": 25}[tls]
+        connections = int(query.get("connections", ["4"])[0])
+    except ValueError as exc:
+        raise ConfigError(f"--smtp {url}: {exc}") from None
+    return SmtpConfig(
+        local=False,
+        host=parts.hostname,
+        port=port,
+        tls=tls,  # type: ignore[arg-type]
+        username=parts.username,
+        password_env=query.get("password_env", [None])[0],
+        connections=max(1, connections),
+    )
+
+
+def display_address(value: str) -> Address:
+    """Split ``"Name <addr>"`` into an ``Address`` for headers."""
+    name, addr = parseaddr(value)
+    user, _, domain = addr.rpartition("@")
+    return Address(display_name=name, username=user, domain=domain)

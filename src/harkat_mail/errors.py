@@ -1,0 +1,37 @@
+"""The project's exceptions. Every message starts with the file, row or recipient it is about."""
+
+from __future__ import annotations
+
+
+class HarkatError(Exception):
+    """Base of every error harkat-mail raises on purpose; the CLI prints it as one line."""
+
+    exit_code = 2
+
+
+class ConfigError(HarkatError):
+    """The campaign YAML is missing, malformed, or has a key of the wrong type."""
+
+
+class ContactListError(HarkatError):
+    """A member list cannot be read or lacks a required column."""
+
+
+class RenderError(HarkatError):
+    """A template is missing, does not compile, or uses a variable the context lacks."""
+
+
+class DeliveryError(HarkatError):
+    """The relay could not be reached or refused the session (not a per-recipient verdict)."""
+
+    exit_code = 1
+
+
+class SendLogError(HarkatError):
+    """The send log cannot be opened, or refuses a resume whose inputs changed."""
+
+
+class Interrupted(HarkatError):
+    """The user stopped the run; what was in flight is recorded."""
+
+    exit_code = 130

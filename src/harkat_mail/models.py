@@ -1,0 +1,197 @@
+"""Frozen dataclasses and enums that the stages pass to each other. No I/O here."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+TlsMode = Literal["starttls", "tls", "none"]
+
+
+class State(enum.StrEnum):
+    """Send-log states; see DESIGN.md for the transitions."""
+
+    PENDING = "pending"
+    SENDING = "sending"
+    SENT = "sent"
+    DEFERRED = "deferred"
+    FAILED = "failed"
+    UNKNOWN = "unknown"
+    SKIPPED = "skipped"
+
+
+@dataclass(frozen=True)
+class SmtpConfig:
+    """Where and how to deliver. ``local`` means the embedded capture relay."""
+
+    local: bool = True
+    host: str = "127.0.0.1"
+    port: int = 25
+    tls: TlsMode = "starttls"
+    username: str | None = None
+    password_env: str | None = None
+    connections: int = 4
+    rate: float | None = None  # messages per second across all connections
+    timeout: float = 30.0
+
+    def describe(self) -> str:
+        """A human label for prompts and summaries; never includes a password."""
+        if self.local:
+            return "the embedded capture relay"
+        user = f"{self.username}@" if self.username else ""
+        return f"{user}{self.host}:{self.port} (tls: {self.tls})"
+
+
+@dataclass(frozen=True)
+class ListConfig:
+    """Which member files to read and which rows to keep."""
+
+    paths: tuple[Path, ...]
+    columns: Mapping[str, str] = field(default_factory=dict)  # canonical -> header
+    segment_name: str = "all"
+    segment: Mapping[str, object] = field(default_factory=dict)
+    suppress: tuple[Path, ...] = ()
+
+
+@dataclass(frozen=True)
+class UnsubscribeConfig:
+    """The per-recipient unsubscribe link and the List-Unsubscribe header."""
+
+    url: str | None = None
+    mailto: str | None = None
+    secret_env: str | None = None
+
+
+@dataclass(frozen=True)
+class Campaign:
+    """A validated campaign: everything the pipeline needs, paths already resolved."""
+
+    source: Path
+    name: str
+    sender: Mapping[str, str]  # language -> "Name <addr>"
+    reply_to: str | None
+    subject: Mapping[str, str]  # language -> Jinja source of the subject
+    template: Path
+    contacts: ListConfig
+    language_column: str
+    default_language: str
+    vars: Mapping[str, object]
+    smtp: SmtpConfig
+    send_log: Path
+    outbox: Path
+    previews: Path
+    unsubscribe: UnsubscribeConfig
+    list_id: str
+
+    def sender_for(self, language: str) -> str:
+        """The From header for a language, falling back to the default language."""
+        return self.sender.get(language) or self.sender[self.default_language]
+
+    def subject_for(self, language: str) -> str:
+        """The subject template for a language, falling back to the default language."""
+        return self.subject.get(language) or self.subject[self.default_language]
+
+
+@dataclass(frozen=True)
+class Contact:
+    """One kept member: the cleaned address, their language and every cleaned column."""
+
+    key: str  # normalised address: the identity in the send log
+    email: str  # the address as it is sent
+    row: int  # 1-based data row in its source file
+    source: str
+    language: str
+    first_name: str = ""
+    last_name: str = ""
+    member_id: str = ""
+    fields: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def display_name(self) -> str:
+        """First and last name as one display name (may be empty)."""
+        return " ".join(p for p in (self.first_name, self.last_name) if p)
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """An input row that is not sent to, with the one reason why."""
+
+    source: str
+    row: int
+    email: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class ContactList:
+    """The outcome of loading: kept contacts, rejected rows, and what was read."""
+
+    contacts: tuple[Contact, ...]
+    rejected: tuple[Rejected, ...]
+    rows_read: int
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class RenderedContent:
+    """One recipient's subject and bodies, ready to wrap in MIME."""
+
+    subject: str
+    html: str
+    text: str
+
+
+@dataclass(frozen=True)
+class OutgoingMessage:
+    """A message ready for the wire: envelope plus flattened bytes."""
+
+    key: str
+    sender: str  # envelope MAIL FROM
+    recipient: str  # envelope RCPT TO
+    message_id: str
+    data: bytes
+
+
+class Outcome(enum.StrEnum):
+    """A delivery attempt's verdict, mapped onto send-log states."""
+
+    SENT = "sent"
+    DEFERRED = "deferred"
+    FAILED = "failed"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True)
+class DeliveryResult:
+    """What the relay said about one message."""
+
+    key: str
+    outcome: Outcome
+    code: int | None
+    reply: str
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """What a send run did, for the CLI to print and tests to check."""
+
+    campaign: str
+    dry_run: bool
+    planned: int
+    delivered: int
+    deferred: int
+    failed: int
+    unknown: int
+    skipped: Mapping[str, int]
+    already_done: int
+    seconds: float
+    previews: Path | None = None
+
+    @property
+    def rate(self) -> float:
+        """Messages handled per second over the run."""
+        handled = self.delivered + self.deferred + self.failed + self.unknown
+        return handled / self.seconds if self.seconds > 0 else 0.0

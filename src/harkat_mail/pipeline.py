@@ -1,0 +1,191 @@
+"""Wires the stages: contacts -> render -> message -> delivery -> send log, streaming."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from .contacts import load_contacts
+from .delivery import deliver, password_for
+from .errors import HarkatError, RenderError
+from .message import build_message, message_id
+from .models import (
+    Campaign,
+    Contact,
+    ContactList,
+    DeliveryResult,
+    Outcome,
+    OutgoingMessage,
+    RunSummary,
+    SmtpConfig,
+)
+from .relay import local_relay
+from .render import Renderer, unsubscribe_url
+from .reports import Preview, write_previews
+from .sendlog import SendLog, reason_label
+
+Progress = Callable[[str], None]
+PROGRESS_EVERY = 5.0  # seconds between plain progress lines
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A campaign checked end to end short of sending: list loaded, variants compiled."""
+
+    campaign: Campaign
+    contacts: ContactList
+    renderer: Renderer
+
+    def compose(self, contact: Contact) -> OutgoingMessage:
+        """Render and wrap one recipient."""
+        language = self.renderer.language_for(contact)
+        content = self.renderer.render(contact)
+        url = unsubscribe_url(self.campaign, contact.key)
+        return build_message(self.campaign, contact, language, content, url)
+
+
+def prepare(campaign: Campaign) -> Prepared:
+    """Load the list and compile every template variant; every input error surfaces here."""
+    contacts = load_contacts(campaign.contacts, campaign.language_column, campaign.default_language)
+    renderer = Renderer(campaign)
+    renderer.prepare(contacts.contacts)
+    return Prepared(campaign, contacts, renderer)
+
+
+def input_fingerprints(campaign: Campaign) -> dict[str, str]:
+    """Hashes of the YAML, the list files and the template folder, to detect changes on resume."""
+
+    def digest(paths: Sequence[Path]) -> str:
+        h = hashlib.sha256()
+        for path in paths:
+            h.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+        return h.hexdigest()
+
+    template_files = sorted(p for p in campaign.template.rglob("*") if p.is_file())
+    return {
+        "YAML": digest([campaign.source]),
+        "member list": digest(list(campaign.contacts.paths)),
+        "template": digest(template_files),
+    }
+
+
+def dry_run(prepared: Prepared, progress: Progress = lambda _: None) -> RunSummary:
+    """Render and build every message, open no socket, write the preview files."""
+    started = time.perf_counter()
+    campaign = prepared.campaign
+    samples: dict[str, Preview] = {}
+    counts: Counter[tuple[str, str]] = Counter()
+    failures = 0
+    for contact in prepared.contacts.contacts:
+        language = prepared.renderer.language_for(contact)
+        try:
+            message = prepared.compose(contact)
+        except RenderError as exc:
+            failures += 1
+            progress(f"render failed: {exc}")
+            continue
+        counts[(campaign.contacts.segment_name, language)] += 1
+        if language not in samples:
+            samples[language] = Preview(language, contact, prepared.renderer.render(contact),
+                                        message.data)
+    index = write_previews(
+        campaign.previews, campaign, samples, counts, prepared.renderer.warnings,
+        prepared.contacts,
+    )
+    return RunSummary(
+        campaign=campaign.name, dry_run=True, planned=len(prepared.contacts.contacts),
+        delivered=0, deferred=0, failed=failures, unknown=0,
+        skipped=_reasons(prepared.contacts), already_done=0,
+        seconds=time.perf_counter() - started, previews=index,
+    )
+
+
+def _reasons(contacts: ContactList) -> dict[str, int]:
+    return dict(Counter(reason_label(r.reason) for r in contacts.rejected))
+
+
+def plan(prepared: Prepared, log: SendLog, force: bool) -> list[Contact]:
+    """Record the run's inputs and rows; return the contacts due now, in list order."""
+    campaign = prepared.campaign
+    log.check_inputs(campaign.name, input_fingerprints(campaign), force)
+    log.recover(campaign.name)
+    contacts = prepared.contacts
+    ids = {c.key: message_id(campaign, c.key) for c in contacts.contacts}
+    log.plan(campaign.name, contacts.contacts, contacts.rejected, ids)
+    due = log.due(campaign.name)
+    return [c for c in contacts.contacts if c.key in due]
+
+
+def send(
+    prepared: Prepared,
+    log: SendLog,
+    todo: Sequence[Contact],
+    smtp: SmtpConfig,
+    progress: Progress = lambda _: None,
+) -> RunSummary:
+    """Deliver ``todo`` through ``smtp`` (the embedded relay when local) and log every verdict."""
+    campaign = prepared.campaign
+    started = time.perf_counter()
+    password_for(smtp)  # a missing password is a configuration error before any connection
+    tally: Counter[Outcome] = Counter()
+    if smtp.local:
+        relay = local_relay(campaign.outbox).start()
+        smtp = replace(smtp, host=relay.host, port=relay.port, tls="none")
+    try:
+        asyncio.run(_send_all(prepared, log, todo, smtp, tally, progress))
+    finally:
+        if smtp.local:
+            relay.stop()
+    counts = log.counts(campaign.name)
+    return RunSummary(
+        campaign=campaign.name, dry_run=False, planned=len(todo),
+        delivered=tally[Outcome.SENT], deferred=tally[Outcome.DEFERRED],
+        failed=tally[Outcome.FAILED], unknown=tally[Outcome.UNKNOWN],
+        skipped=log.skipped_reasons(campaign.name),
+        already_done=counts.get("sent", 0) - tally[Outcome.SENT],
+        seconds=time.perf_counter() - started,
+    )
+
+
+async def _send_all(
+    prepared: Prepared,
+    log: SendLog,
+    todo: Sequence[Contact],
+    smtp: SmtpConfig,
+    tally: Counter[Outcome],
+    progress: Progress,
+) -> None:
+    name = prepared.campaign.name
+    # Bounded: rendering runs ahead of the connections by a few messages, not the whole list.
+    queue: asyncio.Queue[OutgoingMessage | None] = asyncio.Queue(maxsize=smtp.connections * 4)
+    last_report = time.monotonic()
+
+    def on_sending(message: OutgoingMessage) -> None:
+        log.mark_sending(name, message.key)
+
+    def on_result(result: DeliveryResult) -> None:
+        nonlocal last_report
+        log.record(name, result)
+        tally[result.outcome] += 1
+        if time.monotonic() - last_report >= PROGRESS_EVERY:
+            last_report = time.monotonic()
+            done = sum(tally.values())
+            progress(f"{done}/{len(todo)} handled: {tally[Outcome.SENT]} sent, "
+                     f"{tally[Outcome.DEFERRED]} deferred, {tally[Outcome.FAILED]} failed")
+
+    async def produce() -> None:
+        for contact in todo:
+            try:
+                message = prepared.compose(contact)
+            except (RenderError, HarkatError) as exc:
+                on_result(DeliveryResult(contact.key, Outcome.FAILED, None, f"not rendered: {exc}"))
+                continue
+            await queue.put(message)
+        await queue.put(None)
+
+    await asyncio.gather(produce(), deliver(smtp, queue, on_sending, on_result))

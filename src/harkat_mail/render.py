@@ -1,0 +1,285 @@
+"""Templates -> per-language variants (CSS inlined once) -> per-recipient ``RenderedContent``."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import jinja2
+from jinja2 import meta
+from jinja2.sandbox import SandboxedEnvironment
+
+from .errors import RenderError
+from .inline import (
+    JINJA_RE,
+    Unsupported,
+    html_to_text,
+    inline_once,
+    normalise_html,
+    premailer_inline,
+    text_once,
+)
+from .models import Campaign, Contact, RenderedContent
+
+_VARIANT_RE = re.compile(r"^([a-z]{2})\.html$")
+_STRUCTURAL_RE = re.compile(r"^\{%-?\s*(extends|block|endblock|include)\b")
+_RAW_RE = re.compile(r"\{%-?\s*raw\s*-?%\}")
+# Computed names that every recipient has, whatever the list's columns.
+COMPUTED = ("email", "first_name", "last_name", "display_name", "language", "member_id",
+            "campaign", "list_id", "unsubscribe_url")
+VERIFY_SAMPLE = 5
+_LOCAL_SECRET = b"harkat-mail local preview only"
+
+
+def _environment(folder: Path, autoescape: bool) -> SandboxedEnvironment:
+    return SandboxedEnvironment(
+        loader=jinja2.FileSystemLoader(str(folder)),
+        undefined=jinja2.StrictUndefined,
+        autoescape=autoescape,
+    )
+
+
+class _FrozenLoader(jinja2.FileSystemLoader):
+    """Serves sources whose non-structural syntax is wrapped in ``{% raw %}``.
+
+    Rendering through it resolves ``extends``/``block``/``include`` and leaves every other
+    construct as literal text: one flat Jinja document that an inliner can see whole.
+    """
+
+    def get_source(
+        self, environment: jinja2.Environment, template: str
+    ) -> tuple[str, str | None, Any]:
+        source, filename, uptodate = super().get_source(environment, template)
+        if _RAW_RE.search(source):
+            raise Unsupported(f"{template} uses {{% raw %}}")
+
+        def freeze(match: re.Match[str]) -> str:
+            text = match.group(0)
+            return text if _STRUCTURAL_RE.match(text) else "{% raw %}" + text + "{% endraw %}"
+
+        return JINJA_RE.sub(freeze, source), filename, uptodate
+
+
+def flatten(folder: Path, name: str) -> str:
+    """The variant's full document with inheritance resolved and per-recipient syntax intact."""
+    env = jinja2.Environment(loader=_FrozenLoader(str(folder)), undefined=jinja2.StrictUndefined)
+    try:
+        return env.get_template(name).render()
+    except jinja2.TemplateError as exc:
+        raise Unsupported(f"cannot flatten {name}: {exc}") from None
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One language's compiled templates and how they were prepared."""
+
+    language: str
+    subject: jinja2.Template
+    html: jinja2.Template  # CSS inlined already, unless inline_once is False
+    text: jinja2.Template | None  # None: derive the text per recipient
+    inline_once: bool
+    warnings: tuple[str, ...]
+
+
+def unsubscribe_url(campaign: Campaign, contact_key: str) -> str:
+    """Per-recipient unsubscribe link: address and list, signed so it cannot be forged."""
+    base = campaign.unsubscribe.url
+    if base is None:
+        return f"mailto:{campaign.unsubscribe.mailto}" if campaign.unsubscribe.mailto else ""
+    env_name = campaign.unsubscribe.secret_env
+    secret = os.environ.get(env_name, "").encode() if env_name else b""
+    key = secret or _LOCAL_SECRET
+    mac = hmac.new(key, f"{campaign.list_id}\0{contact_key}".encode(), hashlib.sha256)
+    query = urlencode({"list": campaign.list_id, "m": contact_key, "t": mac.hexdigest()[:32]})
+    return f"{base}{'&' if '?' in base else '?'}{query}"
+
+
+class Renderer:
+    """Compiles each language variant once and renders recipients through it."""
+
+    def __init__(self, campaign: Campaign) -> None:
+        self.campaign = campaign
+        folder = campaign.template
+        self.html_env = _environment(folder, autoescape=True)
+        self.text_env = _environment(folder, autoescape=False)
+        self.languages = sorted(
+            m.group(1) for p in folder.iterdir() if (m := _VARIANT_RE.match(p.name))
+        )
+        if campaign.default_language not in self.languages:
+            raise RenderError(
+                f"{folder}: no {campaign.default_language}.html for the default language "
+                f"(found: {', '.join(self.languages) or 'no <language>.html files'})"
+            )
+        self.variants: dict[str, Variant] = {}
+
+    def language_for(self, contact: Contact) -> str:
+        """The variant a contact gets: their language if the template has it, else the default."""
+        return contact.language if contact.language in self.languages else (
+            self.campaign.default_language
+        )
+
+    def context(self, contact: Contact) -> dict[str, Any]:
+        """Row columns, then the campaign's vars, then computed values (later ones win)."""
+        ctx: dict[str, Any] = dict(contact.fields)
+        ctx.update(self.campaign.vars)
+        ctx.update(
+            email=contact.email,
+            first_name=contact.first_name,
+            last_name=contact.last_name,
+            display_name=contact.display_name,
+            language=self.language_for(contact),
+            member_id=contact.member_id,
+            campaign=self.campaign.name,
+            list_id=self.campaign.list_id,
+            unsubscribe_url=unsubscribe_url(self.campaign, contact.key),
+        )
+        return ctx
+
+    def _compile(self, env: SandboxedEnvironment, source: str, label: str) -> jinja2.Template:
+        try:
+            return env.from_string(source)
+        except jinja2.TemplateSyntaxError as exc:
+            raise RenderError(f"{label}:{exc.lineno}: {exc.message}") from None
+
+    def _check_names(self, available: set[str]) -> None:
+        """Every name a template reads must exist for every recipient: found before sending."""
+        folder = self.campaign.template
+        for path in sorted(folder.iterdir()):
+            if path.suffix not in (".html", ".txt"):
+                continue
+            try:
+                ast = self.html_env.parse(path.read_text(encoding="utf-8"))
+            except jinja2.TemplateSyntaxError as exc:
+                raise RenderError(f"{path}:{exc.lineno}: {exc.message}") from None
+            missing = sorted(meta.find_undeclared_variables(ast) - available)
+            if missing:
+                raise RenderError(
+                    f"{path}: undefined variable {missing[0]!r} (not a list column, a var "
+                    "in the campaign, or a computed value)"
+                )
+        for language, subject in self.campaign.subject.items():
+            try:
+                ast = self.text_env.parse(subject)
+            except jinja2.TemplateSyntaxError as exc:
+                raise RenderError(f"{self.campaign.source}: subject.{language}: {exc}") from None
+            missing = sorted(meta.find_undeclared_variables(ast) - available)
+            if missing:
+                raise RenderError(
+                    f"{self.campaign.source}: subject.{language}: undefined variable "
+                    f"{missing[0]!r}"
+                )
+
+    def prepare(self, contacts: Sequence[Contact]) -> None:
+        """Compile every variant and prove inline-once equals inline-per-recipient on a sample."""
+        columns: set[str] | None = None
+        for contact in contacts:
+            keys = set(contact.fields)
+            columns = keys if columns is None else columns & keys
+        self._check_names((columns or set()) | set(self.campaign.vars) | set(COMPUTED))
+        by_language: dict[str, list[Contact]] = {}
+        for contact in contacts:
+            by_language.setdefault(self.language_for(contact), []).append(contact)
+        for language in self.languages:
+            self.variants[language] = self._variant(language, by_language.get(language, []))
+
+    def _variant(self, language: str, contacts: Sequence[Contact]) -> Variant:
+        folder = self.campaign.template
+        name = f"{language}.html"
+        try:
+            reference = self.html_env.get_template(name)
+        except jinja2.TemplateSyntaxError as exc:
+            raise RenderError(f"{folder / (exc.name or name)}:{exc.lineno}: {exc.message}") from None
+        subject = self._compile(
+            self.text_env, self.campaign.subject_for(language), f"{self.campaign.source}: subject"
+        )
+        text_path = folder / f"{language}.txt"
+        text_template: jinja2.Template | None = (
+            self.text_env.get_template(text_path.name) if text_path.exists() else None
+        )
+        sample = _spread(contacts, VERIFY_SAMPLE)
+        warnings: list[str] = []
+        html_template: jinja2.Template = reference
+        once = False
+        flat: str | None = None
+        try:
+            flat = flatten(folder, name)
+            candidate = self._compile(self.html_env, inline_once(flat), str(folder / name))
+            self._verify(reference, candidate, sample)
+            html_template, once = candidate, True
+        except Unsupported as why:
+            warnings.append(f"{name}: CSS inlined per recipient (slower): {why}")
+        if text_template is None and flat is not None:
+            try:
+                derived = self.text_env.from_string(text_once(flat))
+                if self._text_matches(reference, derived, sample):
+                    text_template = derived
+                else:
+                    warnings.append(f"{name}: plain text derived per recipient (slower)")
+            except (Unsupported, jinja2.TemplateSyntaxError) as why:
+                warnings.append(f"{name}: plain text derived per recipient (slower): {why}")
+        for contact in sample:  # render errors surface here, before anything is sent
+            self._render_with(Variant(language, subject, html_template, text_template, once, ()),
+                              contact)
+        return Variant(language, subject, html_template, text_template, once, tuple(warnings))
+
+    def _verify(
+        self, reference: jinja2.Template, candidate: jinja2.Template,
+        sample: Iterable[Contact],
+    ) -> None:
+        for contact in sample:
+            ctx = self.context(contact)
+            want = normalise_html(premailer_inline(self._run(reference, ctx, contact)))
+            got = normalise_html(self._run(candidate, ctx, contact))
+            if want != got:
+                raise Unsupported(f"inline-once output differs for {contact.email}")
+
+    def _text_matches(
+        self, reference: jinja2.Template, derived: jinja2.Template, sample: Iterable[Contact]
+    ) -> bool:
+        for contact in sample:
+            ctx = self.context(contact)
+            want = " ".join(html_to_text(self._run(reference, ctx, contact)).split())
+            if " ".join(self._run(derived, ctx, contact).split()) != want:
+                return False
+        return True
+
+    def _run(self, template: jinja2.Template, ctx: Mapping[str, Any], contact: Contact) -> str:
+        try:
+            return template.render(ctx)
+        except jinja2.UndefinedError as exc:
+            raise RenderError(f"{contact.source} row {contact.row}: {exc.message}") from None
+        except jinja2.TemplateError as exc:
+            raise RenderError(f"{contact.source} row {contact.row}: template error: {exc}") from None
+
+    def _render_with(self, variant: Variant, contact: Contact) -> RenderedContent:
+        ctx = self.context(contact)
+        html = self._run(variant.html, ctx, contact)
+        if not variant.inline_once:
+            html = premailer_inline(html)
+        text = self._run(variant.text, ctx, contact) if variant.text else html_to_text(html)
+        subject = " ".join(self._run(variant.subject, ctx, contact).split())
+        return RenderedContent(subject=subject, html=html, text=text)
+
+    def render(self, contact: Contact) -> RenderedContent:
+        """Render one recipient; ``prepare`` must have run."""
+        return self._render_with(self.variants[self.language_for(contact)], contact)
+
+    @property
+    def warnings(self) -> list[str]:
+        """Every variant's preparation warnings."""
+        return [w for v in self.variants.values() for w in v.warnings]
+
+
+def _spread(items: Sequence[Contact], count: int) -> list[Contact]:
+    """Up to ``count`` items spread over the sequence: first, last and between."""
+    if len(items) <= count:
+        return list(items)
+    step = (len(items) - 1) / (count - 1)
+    return [items[round(i * step)] for i in range(count)]

@@ -1,0 +1,183 @@
+"""End to end through the CLI and real SMTP: the sample appeal, delivered and logged."""
+
+from __future__ import annotations
+
+import csv
+import mailbox
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from harkat_mail.cli import main
+from harkat_mail.contacts import check_address
+
+
+def _expected(project: Path) -> dict[str, dict[str, str]]:
+    """Independent reading of the sample list: valid, first-of-duplicates, active members."""
+    rows = list(csv.DictReader((project.parent.parent / "lists" / "members.csv").open()))
+    out: dict[str, dict[str, str]] = {}
+    seen: set[str] = set()
+    for row in rows:
+        email, _ = check_address(row["email"].strip())
+        if email is None or email.lower() in seen:
+            continue
+        seen.add(email.lower())
+        if row["status"].strip().lower() == "active":
+            out[email.lower()] = row
+    return out
+
+
+def _run(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(main, list(args))
+    return result.exit_code, result.output
+
+
+def test_send_delivers_one_message_per_valid_active_member(project: Path, smtp_server) -> None:
+    """Each valid active member gets exactly one message, in their language, with their name."""
+    server, handler = smtp_server()
+    code, out = _run("send", str(project), "--smtp", f"smtp://127.0.0.1:{server.port}", "--yes")
+    assert code == 0, out
+    expected = _expected(project)
+    received = [m.rcpt_tos[0].lower() for m in handler.messages]
+    assert sorted(received) == sorted(expected)
+    for delivered in handler.messages:
+        msg = delivered.message
+        row = expected[delivered.rcpt_tos[0].lower()]
+        lang = row["language"].strip().lower()[:2]
+        french = lang in ("fr", "fa")  # "Français", "french"
+        text = msg.get_body(("plain",)).get_content()
+        html = msg.get_body(("html",)).get_content()
+        assert ("Bonjour" in text) == french
+        assert msg["Content-Language"] == ("fr" if french else "en")
+        first = " ".join(row["first_name"].split())
+        assert first.lower() in html.lower() and first.lower() in text.lower()
+        assert msg["Message-ID"] and msg["Date"] and msg["List-Id"]
+        assert msg.get_content_type() == "multipart/alternative"
+        assert [p.get_content_type() for p in msg.iter_parts()] == ["text/plain", "text/html"]
+    assert handler.connections <= 4
+
+
+def test_invalid_and_duplicate_rows_get_nothing_and_are_reported(project: Path, smtp_server) -> None:
+    """Invalid and duplicate rows receive nothing and show up in the summary and the report."""
+    server, handler = smtp_server()
+    code, out = _run("send", str(project), "--smtp", f"smtp://127.0.0.1:{server.port}", "--yes")
+    assert code == 0, out
+    assert "5 duplicate" in out and "5 invalid address" in out and "1 missing address" in out
+    code, report = _run("report", str(project), "--format", "csv")
+    rows = list(csv.DictReader(report.splitlines()))
+    skipped = [r for r in rows if r["state"] == "skipped"]
+    assert {r["reason"].split(" ")[0] for r in skipped} >= {"duplicate", "invalid", "missing"}
+    received = [m.rcpt_tos[0].lower() for m in handler.messages]
+    assert len(received) == len(set(received))  # a duplicate row adds no second copy
+    invalid = {r["email"].lower() for r in skipped if r["reason"].startswith("invalid")}
+    assert len(invalid) == 5 and not invalid & set(received)
+
+
+def test_second_send_delivers_nothing(project: Path, smtp_server) -> None:
+    """Running send again delivers zero messages and says the log already has everyone."""
+    server, handler = smtp_server()
+    url = f"smtp://127.0.0.1:{server.port}"
+    assert _run("send", str(project), "--smtp", url, "--yes")[0] == 0
+    first = len(handler.messages)
+    code, out = _run("send", str(project), "--smtp", url, "--yes")
+    assert code == 0
+    assert len(handler.messages) == first
+    assert "nothing new to send" in out
+
+
+def test_limit_then_resume_sends_each_member_once(project: Path, smtp_server) -> None:
+    """A run cut short by --limit resumes with the rest; nobody gets two copies."""
+    server, handler = smtp_server()
+    url = f"smtp://127.0.0.1:{server.port}"
+    assert _run("send", str(project), "--smtp", url, "--yes", "--limit", "40")[0] == 0
+    assert len(handler.messages) == 40
+    assert _run("send", str(project), "--smtp", url, "--yes")[0] == 0
+    received = [m.rcpt_tos[0].lower() for m in handler.messages]
+    assert len(received) == len(set(received)) == len(_expected(project))
+
+
+def test_dry_run_opens_no_connection_and_writes_previews(project: Path, smtp_server) -> None:
+    """--dry-run renders everyone, connects to nothing, and writes .eml/.html per language."""
+    server, handler = smtp_server()
+    code, out = _run(
+        "send", str(project), "--dry-run", "--smtp", f"smtp://127.0.0.1:{server.port}"
+    )
+    assert code == 0, out
+    assert handler.connections == 0 and handler.messages == []
+    previews = project.parent.parent / "previews" / "sept2018"
+    names = sorted(p.name for p in previews.iterdir())
+    assert names == ["en.eml", "en.html", "fr.eml", "fr.html", "index.html"]
+    index = (previews / "index.html").read_text(encoding="utf-8")
+    assert "<td>active</td><td>fr</td>" in index
+    assert not (project.parent.parent / "outbox" / "sept2018.sendlog.sqlite").exists()
+
+
+def test_local_relay_fills_the_maildir_and_status_agrees(project: Path) -> None:
+    """The sample's embedded relay files one Maildir message per recipient; status matches."""
+    code, out = _run("send", str(project))
+    assert code == 0, out
+    box = mailbox.Maildir(str(project.parent.parent / "outbox" / "sept2018"), create=False)
+    expected = _expected(project)
+    assert len(box) == len(expected)
+    assert "messages/s" in out
+    code, status = _run("status", str(project))
+    assert f"sent          {len(expected)}" in status
+    code, again = _run("send", str(project))
+    assert code == 0 and "nothing new to send" in again
+    assert len(box) == len(expected)
+
+
+def test_bad_yaml_exits_2_with_one_line(project: Path, smtp_server) -> None:
+    """Malformed YAML exits 2 with one line naming the file and line, and sends nothing."""
+    server, handler = smtp_server()
+    project.write_text(project.read_text() + "\nvars: [unclosed\n", encoding="utf-8")
+    code, out = _run("send", str(project), "--smtp", f"smtp://127.0.0.1:{server.port}", "--yes")
+    assert code == 2
+    lines = out.strip().splitlines()
+    assert len(lines) == 1 and "sept2018.yaml:" in lines[0] and "not valid YAML" in lines[0]
+    assert handler.connections == 0
+
+
+def test_undefined_variable_exits_2_before_any_message(project: Path, smtp_server) -> None:
+    """A template using a variable nobody defines exits 2 naming it; nothing is delivered."""
+    server, handler = smtp_server()
+    fr = project.parent.parent / "templates" / "harkat-appeal" / "fr.html"
+    fr.write_text(fr.read_text().replace("{{ donate_url }}", "{{ donation_link }}"))
+    code, out = _run("send", str(project), "--smtp", f"smtp://127.0.0.1:{server.port}", "--yes")
+    assert code == 2
+    assert "fr.html" in out and "donation_link" in out
+    assert len(out.strip().splitlines()) == 1
+    assert handler.connections == 0
+
+
+def test_real_relay_needs_confirmation_without_a_terminal(project: Path, smtp_server) -> None:
+    """Without --yes and without a terminal, sending to a real relay is refused, exit 2."""
+    server, handler = smtp_server()
+    result = subprocess.run(
+        [sys.executable, "-m", "harkat_mail", "send", str(project), "--smtp",
+         f"smtp://127.0.0.1:{server.port}"],
+        stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 2, result.stderr
+    assert "--yes" in result.stderr and "through 127.0.0.1" in result.stderr
+    assert handler.messages == []
+
+
+def test_rejected_recipients_fail_and_exit_1(project: Path, smtp_server) -> None:
+    """A 550 at RCPT marks that member failed, others are delivered, and the exit code is 1."""
+    server, handler = smtp_server(nadia=("rcpt", "550 5.1.1 No such user"))
+    code, out = _run("send", str(project), "--smtp", f"smtp://127.0.0.1:{server.port}", "--yes")
+    assert code == 1
+    failed = [e for e in _expected(project) if "nadia" in e]
+    assert failed and f"failed {len(failed)}" in out
+    assert len(handler.messages) == len(_expected(project)) - len(failed)
+
+
+@pytest.mark.parametrize("command", ["send", "validate", "status", "report", "relay", "lists"])
+def test_every_command_has_help(command: str) -> None:
+    """Each command answers --help with a description."""
+    code, out = _run(command, "--help")
+    assert code == 0 and "Usage:" in out and len(out.splitlines()) > 3
