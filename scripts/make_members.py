@@ -11,18 +11,76 @@ import random
 import unicodedata
 from pathlib import Path
 
-FIRST = ["Émilie", "Jean-François", "Marie", "Zoë", "Amina", "Chloé", "Lucas", "Noémie",
-         "Liam", "Gaëlle", "Raj", "Anaïs", "Hélène", "Mathieu", "Priya", "Owen", "Sylvie",
-         "Karim", "Léa", "Daniel", "Françoise", "Tariq", "Maëlle", "Ian", "Josée", "Nadia",
-         "Benoît", "Grace", "Stéphane", "Ruth"]
-LAST = ["Tremblay", "Gagnon", "Roy", "Côté", "Bouchard", "Gauthier", "Morin", "Lavoie",
-        "Fortin", "Gagné", "Ouellet", "Pelletier", "Bélanger", "Lévesque", "Bergeron",
-        "Leblanc", "Paquette", "Girard", "Simard", "Boucher", "Caron", "Beaulieu", "Cloutier",
-        "Dubé", "Poirier", "MacDonald", "Campbell", "Singh", "Nguyen", "O'Neil"]
+FIRST = [
+    "Émilie",
+    "Jean-François",
+    "Marie",
+    "Zoë",
+    "Amina",
+    "Chloé",
+    "Lucas",
+    "Noémie",
+    "Liam",
+    "Gaëlle",
+    "Raj",
+    "Anaïs",
+    "Hélène",
+    "Mathieu",
+    "Priya",
+    "Owen",
+    "Sylvie",
+    "Karim",
+    "Léa",
+    "Daniel",
+    "Françoise",
+    "Tariq",
+    "Maëlle",
+    "Ian",
+    "Josée",
+    "Nadia",
+    "Benoît",
+    "Grace",
+    "Stéphane",
+    "Ruth",
+]
+LAST = [
+    "Tremblay",
+    "Gagnon",
+    "Roy",
+    "Côté",
+    "Bouchard",
+    "Gauthier",
+    "Morin",
+    "Lavoie",
+    "Fortin",
+    "Gagné",
+    "Ouellet",
+    "Pelletier",
+    "Bélanger",
+    "Lévesque",
+    "Bergeron",
+    "Leblanc",
+    "Paquette",
+    "Girard",
+    "Simard",
+    "Boucher",
+    "Caron",
+    "Beaulieu",
+    "Cloutier",
+    "Dubé",
+    "Poirier",
+    "MacDonald",
+    "Campbell",
+    "Singh",
+    "Nguyen",
+    "O'Neil",
+]
 PROVINCES = ["ON", "QC", "QC", "ON", "BC", "AB", "MB", "NB", "NS", "SK", "NL"]
 DOMAINS = ["example.org", "example.com", "example.net", "mail.example.ca"]
-LANGUAGE_SPELLINGS = {"en": ["en", "EN", "English", " en ", "anglais"],
-                      "fr": ["fr", "FR", "Français", "french", " fr"]}
+LANGUAGE_SPELLINGS = {
+    "en": ["en", "EN", "English", " en ", "anglais"],
+    "fr": ["fr", "FR", "Français", "french", " fr"],
+}
 
 
 def main() -> None:
@@ -40,16 +98,18 @@ def main() -> None:
         province = rnd.choice(PROVINCES)
         lang = "fr" if province == "QC" or rnd.random() < 0.15 else "en"
         status = rnd.choices(["active", "retired", "inactive"], weights=[85, 10, 5])[0]
-        rows.append({
-            "member_id": f"M{100000 + len(rows) * 37}",
-            "email": email,
-            "first_name": first,
-            "last_name": last,
-            "local": str(rnd.choice([1, 5, 12, 47, 102, 135, 211, 340, 512, 777])),
-            "province": province,
-            "language": rnd.choice(LANGUAGE_SPELLINGS[lang]),
-            "status": rnd.choice([status, status, status.title(), f" {status.upper()} "]),
-        })
+        rows.append(
+            {
+                "member_id": f"M{100000 + len(rows) * 37}",
+                "email": email,
+                "first_name": first,
+                "last_name": last,
+                "local": str(rnd.choice([1, 5, 12, 47, 102, 135, 211, 340, 512, 777])),
+                "province": province,
+                "language": rnd.choice(LANGUAGE_SPELLINGS[lang]),
+                "status": rnd.choice([status, status, status.title(), f" {status.upper()} "]),
+            }
+        )
     # The mess: stray spaces, mixed case, case-only duplicates, invalid addresses.
     for i in range(0, len(rows), 9):
         rows[i]["email"] = f"  {rows[i]['email'].upper()} "
@@ -61,11 +121,26 @@ def main() -> None:
         dup["email"] = dup["email"].strip().title()
         dup["member_id"] = ""
         rows.append(dup)
-    for bad in ("marc.roy@@example.org", "sophie.caron@example..org", "no-at-sign.example.org",
-                "lucie gagnon@example.com", "", "trailing.dot.@example.net"):
-        rows.append({"member_id": f"M9{len(rows):05d}", "email": bad, "first_name": "Lucie",
-                     "last_name": "Gagnon", "local": "12", "province": "ON", "language": "en",
-                     "status": "active"})
+    for bad in (
+        "marc.roy@@example.org",
+        "sophie.caron@example..org",
+        "no-at-sign.example.org",
+        "lucie gagnon@example.com",
+        "",
+        "trailing.dot.@example.net",
+    ):
+        rows.append(
+            {
+                "member_id": f"M9{len(rows):05d}",
+                "email": bad,
+                "first_name": "Lucie",
+                "last_name": "Gagnon",
+                "local": "12",
+                "province": "ON",
+                "language": "en",
+                "status": "active",
+            }
+        )
     rnd.shuffle(rows)
     out = Path(__file__).resolve().parent.parent / "lists" / "members.csv"
     with out.open("w", encoding="utf-8", newline="") as handle:

@@ -55,7 +55,11 @@ class RecordingHandler:
         return None
 
     async def handle_RCPT(
-        self, server: SMTPServer, session: Session, envelope: Envelope, address: str,
+        self,
+        server: SMTPServer,
+        session: Session,
+        envelope: Envelope,
+        address: str,
         rcpt_options: list[str],
     ) -> str:
         action = self._rule(address, "rcpt")
@@ -68,8 +72,13 @@ class RecordingHandler:
         action = self._rule(envelope.rcpt_tos[0], "data")
         if action == "drop-after-dot":
             with self.lock:  # it arrived, but the client never hears so
-                self.messages.append(Delivered(envelope.mail_from, list(envelope.rcpt_tos),
-                                               envelope.original_content or b""))
+                self.messages.append(
+                    Delivered(
+                        envelope.mail_from,
+                        list(envelope.rcpt_tos),
+                        envelope.original_content or b"",
+                    )
+                )
             assert server.transport is not None
             server.transport.abort()
             return "250 never seen"
@@ -77,8 +86,11 @@ class RecordingHandler:
             return action
         with self.lock:
             self.messages.append(
-                Delivered(envelope.mail_from, list(envelope.rcpt_tos),
-                          envelope.original_content or envelope.content or b"")
+                Delivered(
+                    envelope.mail_from,
+                    list(envelope.rcpt_tos),
+                    envelope.original_content or envelope.content or b"",
+                )
             )
         return "250 2.0.0 queued"
 
@@ -122,3 +134,13 @@ def project(tmp_path: Path) -> Path:
     for folder in ("campaigns", "templates", "lists"):
         shutil.copytree(REPO / folder, tmp_path / folder)
     return tmp_path / "campaigns" / "sept2018.yaml"
+
+
+@pytest.fixture
+def unused_port() -> int:
+    """A loopback port with nothing listening on it."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])

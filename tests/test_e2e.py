@@ -60,7 +60,9 @@ def test_send_delivers_one_message_per_valid_active_member(project: Path, smtp_s
     assert handler.connections <= 4
 
 
-def test_invalid_and_duplicate_rows_get_nothing_and_are_reported(project: Path, smtp_server) -> None:
+def test_invalid_and_duplicate_rows_get_nothing_and_are_reported(
+    project: Path, smtp_server
+) -> None:
     """Invalid and duplicate rows receive nothing and show up in the summary and the report."""
     server, handler = smtp_server()
     code, out = _run("send", str(project), "--smtp", f"smtp://127.0.0.1:{server.port}", "--yes")
@@ -102,9 +104,7 @@ def test_limit_then_resume_sends_each_member_once(project: Path, smtp_server) ->
 def test_dry_run_opens_no_connection_and_writes_previews(project: Path, smtp_server) -> None:
     """--dry-run renders everyone, connects to nothing, and writes .eml/.html per language."""
     server, handler = smtp_server()
-    code, out = _run(
-        "send", str(project), "--dry-run", "--smtp", f"smtp://127.0.0.1:{server.port}"
-    )
+    code, out = _run("send", str(project), "--dry-run", "--smtp", f"smtp://127.0.0.1:{server.port}")
     assert code == 0, out
     assert handler.connections == 0 and handler.messages == []
     previews = project.parent.parent / "previews" / "sept2018"
@@ -157,9 +157,19 @@ def test_real_relay_needs_confirmation_without_a_terminal(project: Path, smtp_se
     """Without --yes and without a terminal, sending to a real relay is refused, exit 2."""
     server, handler = smtp_server()
     result = subprocess.run(
-        [sys.executable, "-m", "harkat_mail", "send", str(project), "--smtp",
-         f"smtp://127.0.0.1:{server.port}"],
-        stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "harkat_mail",
+            "send",
+            str(project),
+            "--smtp",
+            f"smtp://127.0.0.1:{server.port}",
+        ],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 2, result.stderr
     assert "--yes" in result.stderr and "through 127.0.0.1" in result.stderr

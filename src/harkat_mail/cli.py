@@ -73,14 +73,24 @@ def _summary(summary: RunSummary) -> None:
 
 @main.command()
 @click.argument("campaign_file", type=click.Path(path_type=Path))
-@click.option("--dry-run", is_flag=True, help="Render and check every message, write previews, send nothing.")
+@click.option(
+    "--dry-run", is_flag=True, help="Render and check every message, write previews, send nothing."
+)
 @click.option("--limit", type=click.IntRange(min=1), help="Send to at most N recipients this run.")
-@click.option("--smtp", "smtp_url", help="Relay URL overriding the YAML: smtp://host:port, smtps://host.")
+@click.option(
+    "--smtp", "smtp_url", help="Relay URL overriding the YAML: smtp://host:port, smtps://host."
+)
 @click.option("--yes", is_flag=True, help="Do not ask before sending to a real relay.")
-@click.option("--force", is_flag=True, help="Resume even though the YAML, list or template changed.")
+@click.option(
+    "--force", is_flag=True, help="Resume even though the YAML, list or template changed."
+)
 @_clean_errors
 def send(
-    campaign_file: Path, dry_run: bool, limit: int | None, smtp_url: str | None, yes: bool,
+    campaign_file: Path,
+    dry_run: bool,
+    limit: int | None,
+    smtp_url: str | None,
+    yes: bool,
     force: bool,
 ) -> None:
     """Send CAMPAIGN_FILE, or resume it: only recipients not yet sent get a message."""
@@ -157,8 +167,12 @@ def status(campaign_file: Path) -> None:
 
 @main.command()
 @click.argument("campaign_file", type=click.Path(path_type=Path))
-@click.option("--format", "fmt", type=click.Choice(["csv", "json"]), default="csv", show_default=True)
-@click.option("-o", "--output", type=click.Path(path_type=Path), help="Write to FILE instead of stdout.")
+@click.option(
+    "--format", "fmt", type=click.Choice(["csv", "json"]), default="csv", show_default=True
+)
+@click.option(
+    "-o", "--output", type=click.Path(path_type=Path), help="Write to FILE instead of stdout."
+)
 @_clean_errors
 def report(campaign_file: Path, fmt: str, output: Path | None) -> None:
     """One row per recipient: address, state, attempts, last reply, Message-ID, times."""
@@ -182,14 +196,20 @@ def lists() -> None:
 def lists_check(list_file: Path) -> None:
     """Show what cleaning keeps and drops from LIST_FILE, and why."""
     result = load_contacts(ListConfig(paths=(list_file,)), "language", "en")
-    click.echo(f"{list_file}: {result.rows_read} rows read, {len(result.contacts)} kept, "
-               f"{len(result.rejected)} rejected")
+    click.echo(
+        f"{list_file}: {result.rows_read} rows read, {len(result.contacts)} kept, "
+        f"{len(result.rejected)} rejected"
+    )
     for rejected in result.rejected:
-        click.echo(f"  {rejected.source} row {rejected.row}: {rejected.reason} ({rejected.email!r})")
+        click.echo(
+            f"  {rejected.source} row {rejected.row}: {rejected.reason} ({rejected.email!r})"
+        )
 
 
 @main.command()
-@click.option("--maildir", type=click.Path(path_type=Path), required=True, help="Where mail is filed.")
+@click.option(
+    "--maildir", type=click.Path(path_type=Path), required=True, help="Where mail is filed."
+)
 @click.option("--port", type=click.IntRange(0, 65535), default=2525, show_default=True)
 @_clean_errors
 def relay(maildir: Path, port: int) -> None:

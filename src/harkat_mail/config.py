@@ -17,8 +17,21 @@ from .models import Campaign, ListConfig, SmtpConfig, UnsubscribeConfig
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _LANG_RE = re.compile(r"^[a-z]{2}$")
 _TOP_KEYS = {
-    "name", "from", "reply_to", "subject", "template", "list", "segments", "language",
-    "vars", "smtp", "send_log", "outbox", "previews", "unsubscribe", "list_id",
+    "name",
+    "from",
+    "reply_to",
+    "subject",
+    "template",
+    "list",
+    "segments",
+    "language",
+    "vars",
+    "smtp",
+    "send_log",
+    "outbox",
+    "previews",
+    "unsubscribe",
+    "list_id",
 }
 _SMTP_KEYS = {"host", "port", "tls", "username", "password_env", "connections", "rate", "timeout"}
 
@@ -260,7 +273,9 @@ def load_campaign(path: str | Path) -> Campaign:
         else (base / "previews" / name).resolve(),
         unsubscribe=UnsubscribeConfig(
             url=r.text(unsub["url"], ("unsubscribe", "url")) if "url" in unsub else None,
-            mailto=r.text(unsub["mailto"], ("unsubscribe", "mailto")) if "mailto" in unsub else None,
+            mailto=r.text(unsub["mailto"], ("unsubscribe", "mailto"))
+            if "mailto" in unsub
+            else None,
             secret_env=r.text(unsub["secret_env"], ("unsubscribe", "secret_env"))
             if "secret_env" in unsub
             else None,

@@ -26,8 +26,16 @@ ALIASES: dict[str, tuple[str, ...]] = {
     "status": ("status", "statut"),
 }
 _LANGUAGES = {
-    "en": "en", "eng": "en", "english": "en", "anglais": "en",
-    "fr": "fr", "fra": "fr", "fre": "fr", "french": "fr", "français": "fr", "francais": "fr",
+    "en": "en",
+    "eng": "en",
+    "english": "en",
+    "anglais": "en",
+    "fr": "fr",
+    "fra": "fr",
+    "fre": "fr",
+    "french": "fr",
+    "français": "fr",
+    "francais": "fr",
 }
 
 
@@ -62,7 +70,11 @@ def _read_table(path: Path) -> pd.DataFrame:
         delimiter = ","
     try:
         return pd.read_csv(
-            io.StringIO(text), sep=delimiter, dtype=str, keep_default_na=False, skipinitialspace=False
+            io.StringIO(text),
+            sep=delimiter,
+            dtype=str,
+            keep_default_na=False,
+            skipinitialspace=False,
         )
     except (pd.errors.ParserError, ValueError) as exc:
         raise ContactListError(f"{path}: cannot parse as CSV: {exc}") from None
@@ -93,8 +105,9 @@ def _map_columns(path: Path, frame: pd.DataFrame, columns: Mapping[str, str]) ->
         )
     out = frame.rename(columns=rename)
     # Unrecognised headers stay available to templates under a lower-case, underscored name.
-    out.columns = [c if c in rename.values() else str(c).strip().lower().replace(" ", "_")
-                   for c in out.columns]
+    out.columns = [
+        c if c in rename.values() else str(c).strip().lower().replace(" ", "_") for c in out.columns
+    ]
     return out
 
 
@@ -207,12 +220,18 @@ def load_contacts(config: ListConfig, language_column: str, default_language: st
             fields.update(email=email, first_name=first, last_name=last, language=language)
             kept.append(
                 Contact(
-                    key=key, email=email, row=row, source=label, language=language,
-                    first_name=first, last_name=last, member_id=fields.get("member_id", ""),
+                    key=key,
+                    email=email,
+                    row=row,
+                    source=label,
+                    language=language,
+                    first_name=first,
+                    last_name=last,
+                    member_id=fields.get("member_id", ""),
                     fields=fields,
                 )
             )
-    warnings = ()
+    warnings: tuple[str, ...] = ()
     if unknown_languages:
         warnings = (
             f"{unknown_languages} rows had an unrecognised language; "

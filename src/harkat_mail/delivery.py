@@ -80,7 +80,7 @@ class _Connection:
             port=self.config.port,
             timeout=self.config.timeout,
             use_tls=self.config.tls == "tls",
-            start_tls=True if self.config.tls == "starttls" else False,
+            start_tls=self.config.tls == "starttls",
             tls_context=context if self.config.tls != "none" else None,
             validate_certs=self.config.tls != "none",
         )

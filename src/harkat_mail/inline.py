@@ -45,7 +45,12 @@ class Protected:
     comment_tokens: frozenset[str]
 
     def restore(self, text: str, strict: bool = True) -> str:
-        """Put the Jinja syntax back; when strict, every token must come back exactly once."""
+        """Put the Jinja syntax back.
+
+        When strict, every construct must come back, and block tags exactly once. An
+        expression may come back more than once: inliners legitimately copy values
+        (``background-color`` into ``bgcolor``), and the caller verifies the output.
+        """
         for token, original in self.tokens.items():
             wrapped = f"<!--{token}-->"
             if token in self.comment_tokens and wrapped in text:
@@ -54,10 +59,9 @@ class Protected:
             else:
                 count = text.count(token)
                 text = text.replace(token, original)
-            if strict and count != 1:
+            if strict and (count == 0 or (count > 1 and not original.startswith("{{"))):
                 raise Unsupported(
-                    f"the inliner {'dropped' if count == 0 else 'duplicated'} "
-                    f"{original[:40]!r}"
+                    f"the inliner {'dropped' if count == 0 else 'duplicated'} {original[:40]!r}"
                 )
         return text
 
@@ -71,15 +75,18 @@ def protect(source: str, *, comments: bool = True) -> Protected:
     tokens: dict[str, str] = {}
     comment_tokens: set[str] = set()
     in_tag = False
+    in_comment = False
     quote = ""
     raw_element = ""  # inside <style>/<title>/...: text there is not markup
     tag_text: list[str] = []
     position = 0
 
     def scan(literal: str) -> None:
-        nonlocal in_tag, quote, raw_element
+        nonlocal in_tag, in_comment, quote, raw_element
         for i, char in enumerate(literal):
-            if in_tag:
+            if in_comment:
+                in_comment = not (char == ">" and literal[max(0, i - 2) : i + 1] == "-->")
+            elif in_tag:
                 tag_text.append(char)
                 if quote:
                     if char == quote:
@@ -96,6 +103,8 @@ def protect(source: str, *, comments: bool = True) -> Protected:
                         elif not closing and name in _RAW_TEXT:
                             raw_element = name
                     tag_text.clear()
+            elif char == "<" and literal.startswith("<!--", i) and not raw_element:
+                in_comment = True
             elif char == "<":
                 rest = literal[i + 1 : i + 2]
                 if raw_element and not literal[i:].lower().startswith(f"</{raw_element}"):
@@ -112,7 +121,9 @@ def protect(source: str, *, comments: bool = True) -> Protected:
         token = f"zq{salt}x{index:05d}q"
         tokens[token] = original
         is_block = not original.startswith("{{")
-        if in_tag:
+        if in_comment:  # already inside an HTML comment, which inliners keep as it is
+            out.append(token)
+        elif in_tag:
             if not quote:
                 raise Unsupported(f"template syntax inside a tag, outside an attribute: {original}")
             attr = _ATTR_BEFORE_RE.search("".join(tag_text))

@@ -91,17 +91,29 @@ def dry_run(prepared: Prepared, progress: Progress = lambda _: None) -> RunSumma
             continue
         counts[(campaign.contacts.segment_name, language)] += 1
         if language not in samples:
-            samples[language] = Preview(language, contact, prepared.renderer.render(contact),
-                                        message.data)
+            samples[language] = Preview(
+                language, contact, prepared.renderer.render(contact), message.data
+            )
     index = write_previews(
-        campaign.previews, campaign, samples, counts, prepared.renderer.warnings,
+        campaign.previews,
+        campaign,
+        samples,
+        counts,
+        prepared.renderer.warnings,
         prepared.contacts,
     )
     return RunSummary(
-        campaign=campaign.name, dry_run=True, planned=len(prepared.contacts.contacts),
-        delivered=0, deferred=0, failed=failures, unknown=0,
-        skipped=_reasons(prepared.contacts), already_done=0,
-        seconds=time.perf_counter() - started, previews=index,
+        campaign=campaign.name,
+        dry_run=True,
+        planned=len(prepared.contacts.contacts),
+        delivered=0,
+        deferred=0,
+        failed=failures,
+        unknown=0,
+        skipped=_reasons(prepared.contacts),
+        already_done=0,
+        seconds=time.perf_counter() - started,
+        previews=index,
     )
 
 
@@ -143,9 +155,13 @@ def send(
             relay.stop()
     counts = log.counts(campaign.name)
     return RunSummary(
-        campaign=campaign.name, dry_run=False, planned=len(todo),
-        delivered=tally[Outcome.SENT], deferred=tally[Outcome.DEFERRED],
-        failed=tally[Outcome.FAILED], unknown=tally[Outcome.UNKNOWN],
+        campaign=campaign.name,
+        dry_run=False,
+        planned=len(todo),
+        delivered=tally[Outcome.SENT],
+        deferred=tally[Outcome.DEFERRED],
+        failed=tally[Outcome.FAILED],
+        unknown=tally[Outcome.UNKNOWN],
         skipped=log.skipped_reasons(campaign.name),
         already_done=counts.get("sent", 0) - tally[Outcome.SENT],
         seconds=time.perf_counter() - started,
@@ -175,8 +191,10 @@ async def _send_all(
         if time.monotonic() - last_report >= PROGRESS_EVERY:
             last_report = time.monotonic()
             done = sum(tally.values())
-            progress(f"{done}/{len(todo)} handled: {tally[Outcome.SENT]} sent, "
-                     f"{tally[Outcome.DEFERRED]} deferred, {tally[Outcome.FAILED]} failed")
+            progress(
+                f"{done}/{len(todo)} handled: {tally[Outcome.SENT]} sent, "
+                f"{tally[Outcome.DEFERRED]} deferred, {tally[Outcome.FAILED]} failed"
+            )
 
     async def produce() -> None:
         for contact in todo:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import mailbox
 import threading
 from pathlib import Path
@@ -73,10 +74,8 @@ class RelayThread:
                 server.close()
                 await server.wait_closed()
 
-            try:
+            with contextlib.suppress(TimeoutError):
                 asyncio.run_coroutine_threadsafe(close(), self.loop).result(timeout=10)
-            except TimeoutError:
-                pass
             self.server = None
         if self.thread.is_alive():
             self.loop.call_soon_threadsafe(self.loop.stop)

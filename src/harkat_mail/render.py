@@ -6,7 +6,7 @@ import hashlib
 import hmac
 import os
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,8 +32,17 @@ _VARIANT_RE = re.compile(r"^([a-z]{2})\.html$")
 _STRUCTURAL_RE = re.compile(r"^\{%-?\s*(extends|block|endblock|include)\b")
 _RAW_RE = re.compile(r"\{%-?\s*raw\s*-?%\}")
 # Computed names that every recipient has, whatever the list's columns.
-COMPUTED = ("email", "first_name", "last_name", "display_name", "language", "member_id",
-            "campaign", "list_id", "unsubscribe_url")
+COMPUTED = (
+    "email",
+    "first_name",
+    "last_name",
+    "display_name",
+    "language",
+    "member_id",
+    "campaign",
+    "list_id",
+    "unsubscribe_url",
+)
 VERIFY_SAMPLE = 5
 _LOCAL_SECRET = b"harkat-mail local preview only"
 
@@ -55,7 +64,7 @@ class _FrozenLoader(jinja2.FileSystemLoader):
 
     def get_source(
         self, environment: jinja2.Environment, template: str
-    ) -> tuple[str, str | None, Any]:
+    ) -> tuple[str, str, Callable[[], bool]]:
         source, filename, uptodate = super().get_source(environment, template)
         if _RAW_RE.search(source):
             raise Unsupported(f"{template} uses {{% raw %}}")
@@ -74,6 +83,30 @@ def flatten(folder: Path, name: str) -> str:
         return env.get_template(name).render()
     except jinja2.TemplateError as exc:
         raise Unsupported(f"cannot flatten {name}: {exc}") from None
+
+
+def inline_verified(
+    env: jinja2.Environment, flat: str, references: Iterable[tuple[Mapping[str, Any], str]]
+) -> jinja2.Template:
+    """Compile ``flat`` with its CSS inlined once, proven equal to per-recipient inlining.
+
+    ``references`` pairs a recipient context with the unsplit template's output for it. Raises
+    ``Unsupported`` when the syntax cannot be protected or any output differs after
+    normalising whitespace and entities.
+    """
+    try:
+        candidate = env.from_string(inline_once(flat))
+    except jinja2.TemplateSyntaxError as exc:
+        raise Unsupported(f"inlined template does not compile: {exc.message}") from None
+    for ctx, reference_html in references:
+        want = normalise_html(premailer_inline(reference_html))
+        try:
+            got = normalise_html(candidate.render(ctx))
+        except jinja2.TemplateError as exc:
+            raise Unsupported(f"inlined template fails to render: {exc}") from None
+        if want != got:
+            raise Unsupported(f"inline-once output differs for {ctx.get('email', 'a recipient')}")
+    return candidate
 
 
 @dataclass(frozen=True)
@@ -121,8 +154,10 @@ class Renderer:
 
     def language_for(self, contact: Contact) -> str:
         """The variant a contact gets: their language if the template has it, else the default."""
-        return contact.language if contact.language in self.languages else (
-            self.campaign.default_language
+        return (
+            contact.language
+            if contact.language in self.languages
+            else (self.campaign.default_language)
         )
 
     def context(self, contact: Contact) -> dict[str, Any]:
@@ -172,8 +207,7 @@ class Renderer:
             missing = sorted(meta.find_undeclared_variables(ast) - available)
             if missing:
                 raise RenderError(
-                    f"{self.campaign.source}: subject.{language}: undefined variable "
-                    f"{missing[0]!r}"
+                    f"{self.campaign.source}: subject.{language}: undefined variable {missing[0]!r}"
                 )
 
     def prepare(self, contacts: Sequence[Contact]) -> None:
@@ -195,7 +229,9 @@ class Renderer:
         try:
             reference = self.html_env.get_template(name)
         except jinja2.TemplateSyntaxError as exc:
-            raise RenderError(f"{folder / (exc.name or name)}:{exc.lineno}: {exc.message}") from None
+            raise RenderError(
+                f"{folder / (exc.name or name)}:{exc.lineno}: {exc.message}"
+            ) from None
         subject = self._compile(
             self.text_env, self.campaign.subject_for(language), f"{self.campaign.source}: subject"
         )
@@ -210,9 +246,10 @@ class Renderer:
         flat: str | None = None
         try:
             flat = flatten(folder, name)
-            candidate = self._compile(self.html_env, inline_once(flat), str(folder / name))
-            self._verify(reference, candidate, sample)
-            html_template, once = candidate, True
+            references = [
+                (ctx, self._run(reference, ctx, c)) for c in sample if (ctx := self.context(c))
+            ]
+            html_template, once = inline_verified(self.html_env, flat, references), True
         except Unsupported as why:
             warnings.append(f"{name}: CSS inlined per recipient (slower): {why}")
         if text_template is None and flat is not None:
@@ -225,20 +262,10 @@ class Renderer:
             except (Unsupported, jinja2.TemplateSyntaxError) as why:
                 warnings.append(f"{name}: plain text derived per recipient (slower): {why}")
         for contact in sample:  # render errors surface here, before anything is sent
-            self._render_with(Variant(language, subject, html_template, text_template, once, ()),
-                              contact)
+            self._render_with(
+                Variant(language, subject, html_template, text_template, once, ()), contact
+            )
         return Variant(language, subject, html_template, text_template, once, tuple(warnings))
-
-    def _verify(
-        self, reference: jinja2.Template, candidate: jinja2.Template,
-        sample: Iterable[Contact],
-    ) -> None:
-        for contact in sample:
-            ctx = self.context(contact)
-            want = normalise_html(premailer_inline(self._run(reference, ctx, contact)))
-            got = normalise_html(self._run(candidate, ctx, contact))
-            if want != got:
-                raise Unsupported(f"inline-once output differs for {contact.email}")
 
     def _text_matches(
         self, reference: jinja2.Template, derived: jinja2.Template, sample: Iterable[Contact]
@@ -256,7 +283,9 @@ class Renderer:
         except jinja2.UndefinedError as exc:
             raise RenderError(f"{contact.source} row {contact.row}: {exc.message}") from None
         except jinja2.TemplateError as exc:
-            raise RenderError(f"{contact.source} row {contact.row}: template error: {exc}") from None
+            raise RenderError(
+                f"{contact.source} row {contact.row}: template error: {exc}"
+            ) from None
 
     def _render_with(self, variant: Variant, contact: Contact) -> RenderedContent:
         ctx = self.context(contact)

@@ -101,7 +101,9 @@ def write_previews(
         for (segment, lang), n in sorted(counts.items())
     )
     reasons = Counter(r.reason.split(":")[0] for r in contacts.rejected)
-    reject_rows = "".join(f"<tr><td>{e(k)}</td><td>{n}</td></tr>" for k, n in sorted(reasons.items()))
+    reject_rows = "".join(
+        f"<tr><td>{e(k)}</td><td>{n}</td></tr>" for k, n in sorted(reasons.items())
+    )
     warning_items = "".join(f"<li>{e(w)}</li>" for w in warnings) or "<li>none</li>"
     page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>Preview: {e(campaign.name)}</title>

@@ -97,7 +97,7 @@ class SendLog:
         )
 
     def recover(self, campaign: str) -> int:
-        """Rows left in `sending` by a run that died are `unknown`: maybe delivered, never resent."""
+        """Rows a dead run left in `sending` become `unknown`: maybe delivered, never resent."""
         cur = self.db.execute(
             "UPDATE recipient SET state = ?, reason = 'interrupted while sending', updated_at = ?"
             " WHERE campaign = ? AND state = ?",
@@ -106,7 +106,10 @@ class SendLog:
         return cur.rowcount
 
     def plan(
-        self, campaign: str, contacts: Iterable[Contact], rejected: Iterable[Rejected],
+        self,
+        campaign: str,
+        contacts: Iterable[Contact],
+        rejected: Iterable[Rejected],
         message_ids: Mapping[str, str],
     ) -> None:
         """Add a `pending` row per new contact and a `skipped` row per rejected input row."""
@@ -117,8 +120,19 @@ class SendLog:
                 " source, row, state, message_id, created_at, updated_at)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
-                    (campaign, c.key, c.email, c.member_id, c.language, c.source, c.row,
-                     State.PENDING, message_ids[c.key], now, now)
+                    (
+                        campaign,
+                        c.key,
+                        c.email,
+                        c.member_id,
+                        c.language,
+                        c.source,
+                        c.row,
+                        State.PENDING,
+                        message_ids[c.key],
+                        now,
+                        now,
+                    )
                     for c in contacts
                 ),
             )
@@ -129,8 +143,17 @@ class SendLog:
                 " email = excluded.email, updated_at = excluded.updated_at"
                 " WHERE recipient.state = 'skipped'",
                 (
-                    (campaign, f"skip:{r.source}:{r.row}", r.email, r.source, r.row,
-                     State.SKIPPED, r.reason, now, now)
+                    (
+                        campaign,
+                        f"skip:{r.source}:{r.row}",
+                        r.email,
+                        r.source,
+                        r.row,
+                        State.SKIPPED,
+                        r.reason,
+                        now,
+                        now,
+                    )
                     for r in rejected
                 ),
             )

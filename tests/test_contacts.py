@@ -1,0 +1,144 @@
+"""Member lists: every row kept or rejected with one reason; cleaning is safe on any input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from harkat_mail.contacts import check_address, load_contacts, normalise_language
+from harkat_mail.errors import ContactListError
+from harkat_mail.models import ListConfig
+
+HEADER = "email,first_name,last_name,language,status\n"
+
+
+def _load(path: Path, **kwargs: object) -> object:
+    return load_contacts(ListConfig(paths=(path,), **kwargs), "language", "en")  # type: ignore[arg-type]
+
+
+def test_sample_list_accounts_for_every_row() -> None:
+    """Rows read equal rows kept plus rows rejected, each rejection with a reason."""
+    repo = Path(__file__).resolve().parent.parent
+    result = _load(
+        repo / "lists" / "members.csv", segment={"status": "active"}, segment_name="active"
+    )
+    assert result.rows_read == len(result.contacts) + len(result.rejected)
+    assert all(r.reason for r in result.rejected)
+    assert len({c.key for c in result.contacts}) == len(result.contacts)
+
+
+def test_trims_and_dedupes_case_insensitively(tmp_path: Path) -> None:
+    """Stray spaces are trimmed and a case-only duplicate is rejected naming the first row."""
+    path = tmp_path / "m.csv"
+    path.write_text(
+        HEADER + "  Ana.Roy@Example.ORG ,ana,ROY, EN ,active\n"
+        "ana.roy@example.org,Ana,Roy,en,active\n",
+        encoding="utf-8",
+    )
+    result = _load(path)
+    assert [c.email for c in result.contacts] == ["Ana.Roy@example.org"]
+    assert result.contacts[0].first_name == "Ana" and result.contacts[0].last_name == "Roy"
+    assert result.contacts[0].language == "en"
+    assert result.rejected[0].reason == "duplicate of m.csv row 1"
+
+
+def test_invalid_and_missing_addresses_are_rejected(tmp_path: Path) -> None:
+    """Addresses email-validator refuses, and empty ones, are rejected with their reason."""
+    path = tmp_path / "m.csv"
+    path.write_text(
+        HEADER + "x@gmail..com,A,B,en,active\n,C,D,en,active\nok@example.org,E,F,fr,active\n",
+        encoding="utf-8",
+    )
+    result = _load(path)
+    reasons = [r.reason for r in result.rejected]
+    assert reasons[0].startswith("invalid address") and reasons[1] == "missing address"
+    assert [c.email for c in result.contacts] == ["ok@example.org"]
+
+
+def test_segment_ignores_case_and_spaces(tmp_path: Path) -> None:
+    """status: active keeps 'Active' and ' ACTIVE ' and rejects 'retired' as outside segment."""
+    path = tmp_path / "m.csv"
+    path.write_text(
+        HEADER + "a@example.org,A,A,en,Active\nb@example.org,B,B,en, ACTIVE \n"
+        "c@example.org,C,C,en,retired\n",
+        encoding="utf-8",
+    )
+    result = _load(path, segment={"status": "active"}, segment_name="active")
+    assert [c.email for c in result.contacts] == ["a@example.org", "b@example.org"]
+    assert result.rejected[0].reason == "outside segment active"
+
+
+def test_windows_1252_semicolon_export_keeps_accents(tmp_path: Path) -> None:
+    """A ';'-delimited Windows-1252 export with French headers reads without mojibake."""
+    path = tmp_path / "export.csv"
+    text = "Courriel;Prénom;Nom;Langue\nhelene@example.org;Hélène;Bélanger;Français\n"
+    path.write_bytes(text.encode("cp1252"))
+    result = _load(path)
+    contact = result.contacts[0]
+    assert (contact.first_name, contact.last_name, contact.language) == ("Hélène", "Bélanger", "fr")
+
+
+def test_missing_email_column_lists_headers(tmp_path: Path) -> None:
+    """A list without an address column is an error listing the headers it has."""
+    path = tmp_path / "m.csv"
+    path.write_text("name,phone\nA,1\n", encoding="utf-8")
+    with pytest.raises(ContactListError, match=r"m.csv: no email column \(found: name, phone\)"):
+        _load(path)
+
+
+def test_suppression_by_address_and_domain(tmp_path: Path) -> None:
+    """Suppressed addresses and whole domains are rejected as suppressed."""
+    path = tmp_path / "m.csv"
+    path.write_text(
+        HEADER + "a@example.org,A,A,en,active\nb@bounce.example,B,B,en,active\n"
+        "c@example.org,C,C,en,active\n",
+        encoding="utf-8",
+    )
+    suppress = tmp_path / "suppress.txt"
+    suppress.write_text("A@example.org\n@bounce.example\n", encoding="utf-8")
+    result = _load(path, suppress=(suppress,))
+    assert [c.email for c in result.contacts] == ["c@example.org"]
+    assert [r.reason for r in result.rejected] == ["suppressed", "suppressed"]
+
+
+@pytest.mark.parametrize(
+    ("raw", "code"),
+    [("EN", "en"), (" english ", "en"), ("Français", "fr"), ("", "en"), ("klingon", None)],
+)
+def test_language_values_are_normalised(raw: str, code: str | None) -> None:
+    """Language spellings map to codes; blanks get the default; unknown ones are flagged."""
+    assert normalise_language(raw, "en") == code
+
+
+addresses = st.one_of(
+    st.emails().map(str),
+    st.sampled_from(
+        [
+            "x@gmail..com",
+            "a@b",
+            "@example.org",
+            "a@@example.org",
+            "a b@example.org",
+            "ÉLODIE@example.org",
+            "a@example.org.",
+            ".a@example.org",
+        ]
+    ),
+).flatmap(lambda a: st.sampled_from([a, a.upper(), f"  {a} ", a.lower()]))
+
+
+@settings(max_examples=60, deadline=None)
+@given(rows=st.lists(addresses, min_size=1, max_size=25))
+def test_cleaning_never_keeps_two_rows_with_one_address(tmp_path_factory, rows: list[str]) -> None:
+    """Whatever the input, kept addresses are unique, valid, and read = kept + rejected."""
+    path = tmp_path_factory.mktemp("h") / "m.csv"
+    body = "".join(f'"{r.replace(chr(34), "")}",A,B,en,active\n' for r in rows)
+    path.write_text(HEADER + body, encoding="utf-8")
+    result = _load(path)
+    keys = [c.key for c in result.contacts]
+    assert len(keys) == len(set(keys))
+    assert result.rows_read == len(rows) == len(result.contacts) + len(result.rejected)
+    assert all(check_address(c.email)[0] == c.email for c in result.contacts)

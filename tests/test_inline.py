@@ -1,0 +1,132 @@
+"""Inline once per variant: each probe pattern renders identically or is detected and falls back.
+
+The patterns are the 22 template constructs of the shared inline probes (premailer alone keeps
+9 intact). Verification uses one recipient; a second recipient, taking the other branch of
+every ``if`` and an empty loop, proves the inlined template generalises.
+"""
+
+from __future__ import annotations
+
+import pytest
+from jinja2 import StrictUndefined
+from jinja2.sandbox import SandboxedEnvironment
+
+from harkat_mail.inline import (
+    Unsupported,
+    inline_once,
+    normalise_html,
+    premailer_inline,
+    protect,
+)
+from harkat_mail.render import inline_verified
+
+HEAD = """<!DOCTYPE html><html><head><meta charset="utf-8"><style>
+.x { color: #102a43; font-size: 15px; }
+.t { border: 1px solid #ccc; }
+td { padding: 4px; }
+a { color: #0b5cad; }
+@media only screen and (max-width: 620px) { .x { font-size: 18px !important; } }
+</style></head><body>
+"""
+TAIL = "\n</body></html>"
+PROBES = {
+    "P01 var in text": '<p class="x">Hello {{ first_name }},</p>',
+    "P02 var in href": '<a class="x" href="{{ unsubscribe_url }}">Unsubscribe</a>',
+    "P02b var in href, no spaces": '<a class="x" href="{{unsubscribe_url}}">Unsubscribe</a>',
+    "P03 var in href + query": '<a href="https://example.org/r?m={{ token }}&amp;l={{ local_number }}">Go</a>',
+    "P04 var in img src": '<img src="{{ image_url }}" alt="{{ first_name }}" width="600">',
+    "P05 var in non-URL attr": '<p class="x" title="Local {{ local_number }}">x</p>',
+    "P06 for-loop between <tr>": '<table class="t"><tr><th>Event</th></tr>\n{% for ev in events %}\n'
+    '<tr><td class="x">{{ ev.title }}</td></tr>\n{% endfor %}\n</table>',
+    "P06c same, tags inside <!-- -->": '<table class="t"><tr><th>Event</th></tr>\n'
+    '<!--{% for ev in events %}-->\n<tr><td class="x">{{ ev.title }}</td></tr>\n'
+    "<!--{% endfor %}-->\n</table>",
+    "P07 if between <td>": '<table class="t"><tr><td>a</td>{% if show_b %}<td class="x">b</td>'
+    "{% endif %}</tr></table>",
+    "P08 for-loop between <li>": '<ul>{% for ev in events %}<li class="x">{{ ev.title }}</li>'
+    "{% endfor %}</ul>",
+    "P09 if with > in text": '{% if local_number > 500 %}<p class="x">Big local</p>{% endif %}',
+    "P10 expr with < in text": '<p class="x">{{ "few" if events|length < 5 else "many" }}</p>',
+    'P11 string literal with " in attr': "<a href='{{ \"https://example.org/\" ~ token }}'>x</a>",
+    "P12 filter with single quotes in attr": "<a href=\"{{ profile_url|default('https://example.org/p') }}\">x</a>",
+    "P13 var inside style attr": '<td class="x" style="background-color: {{ brand_color }};">x</td>',
+    "P15 jinja-generated attribute": '<table><tr><td {% if show_b %}class="x"{% endif %}>z</td></tr></table>',
+    "P16 var as class name": '<p class="{{ css_class }}">dynamic class</p>',
+    "P17 jinja comment": '<p class="x">{# internal note #}Hi</p>',
+    "P19 & inside a Jinja literal": '<p class="x">{{ "Q&A session" }} {{ first_name }}</p>',
+    "P18 whitespace-control + set": '{%- set greeting = "Bonjour" if language == "fr" else "Hello" -%}'
+    '<p class="x">{{ greeting }} {{ first_name }}</p>',
+}
+P14 = """<!DOCTYPE html><html><head><meta charset="utf-8"><style>
+.x { color: {{ brand_color }}; font-size: 15px; }
+</style></head><body><p class="x">brand</p></body></html>"""
+SOURCES = {name: HEAD + frag + TAIL for name, frag in PROBES.items()}
+SOURCES["P14 var inside <style> block"] = P14
+# A realistic newsletter: a loop of table rows, conditionals, links with queries.
+SOURCES["N01 newsletter rows"] = (
+    HEAD
+    + (
+        '<table class="t"><tr><th class="x">When</th><th>What</th></tr>\n'
+        '{% for ev in events %}<tr>{% if loop.first %}<td class="x">{{ ev.title|upper }}</td>'
+        '{% else %}<td>{{ ev.title }}</td>{% endif %}<td><a href="{{ profile_url }}&amp;e='
+        '{{ loop.index }}">RSVP</a></td></tr>\n{% else %}<tr><td>No events</td></tr>{% endfor %}'
+        "</table>"
+    )
+    + TAIL
+)
+
+CTX = {
+    "first_name": "Zoë",
+    "unsubscribe_url": "https://example.org/unsubscribe?m=ab12&list=members",
+    "token": "ab12",
+    "local_number": 714,
+    "image_url": "https://cdn.example.org/h.png",
+    "events": [{"title": "Steward training"}, {"title": "Assembly"}, {"title": "Social"}],
+    "show_b": True,
+    "brand_color": "#f0b429",
+    "css_class": "x",
+    "language": "fr",
+    "profile_url": "https://example.org/profile?m=ab12",
+}
+CTX2 = dict(CTX, first_name="Liam <b>&", local_number=200, events=[], show_b=False, language="en")
+# Verdicts fixed by design: these two change markup in ways a static inliner cannot follow.
+MUST_FALL_BACK = {"P15 jinja-generated attribute", "P16 var as class name"}
+
+ENV = SandboxedEnvironment(autoescape=True, undefined=StrictUndefined)
+
+
+@pytest.mark.parametrize("name", sorted(SOURCES))
+def test_probe_renders_identically_or_falls_back(name: str) -> None:
+    """Inline-once output equals per-recipient inlining for an unseen recipient, or is refused."""
+    source = SOURCES[name]
+    reference = ENV.from_string(source)
+    try:
+        template = inline_verified(ENV, source, [(CTX, reference.render(CTX))])
+    except Unsupported:
+        assert name in MUST_FALL_BACK, f"{name} fell back but should inline once"
+        return
+    assert name not in MUST_FALL_BACK
+    for ctx in (CTX, CTX2):
+        want = normalise_html(premailer_inline(reference.render(ctx)))
+        assert normalise_html(template.render(ctx)) == want
+
+
+def test_inline_once_actually_inlines() -> None:
+    """The inlined template carries style attributes and no class-only styling is lost."""
+    out = inline_once(SOURCES["P06 for-loop between <tr>"])
+    assert 'style="' in out and "{% for ev in events %}" in out
+    assert out.index("<table") < out.index("{% for ev in events %}") < out.index("</table>")
+
+
+def test_protect_detects_syntax_inside_a_tag() -> None:
+    """Template syntax between attributes is reported, not silently mangled."""
+    with pytest.raises(Unsupported, match="inside a tag"):
+        protect(SOURCES["P15 jinja-generated attribute"])
+
+
+def test_restore_notices_a_dropped_construct() -> None:
+    """If the inliner loses a protected construct, restoring refuses instead of guessing."""
+    protected = protect(SOURCES["P01 var in text"])
+    token = next(iter(protected.tokens))
+    with pytest.raises(Unsupported, match="dropped"):
+        protected.restore(protected.text.replace(token, ""))
