@@ -6,14 +6,15 @@ import asyncio
 import hashlib
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from .contacts import load_contacts
 from .delivery import deliver, password_for
 from .errors import HarkatError, RenderError
-from .message import build_message, message_id
+from .message import message_id
+from .mime import VariantMessages
 from .models import (
     Campaign,
     Contact,
@@ -40,13 +41,14 @@ class Prepared:
     campaign: Campaign
     contacts: ContactList
     renderer: Renderer
+    builders: Mapping[str, VariantMessages]
 
     def compose(self, contact: Contact) -> OutgoingMessage:
         """Render and wrap one recipient."""
         language = self.renderer.language_for(contact)
         content = self.renderer.render(contact)
         url = unsubscribe_url(self.campaign, contact.key)
-        return build_message(self.campaign, contact, language, content, url)
+        return self.builders[language].build(contact, content, url)
 
 
 def prepare(campaign: Campaign) -> Prepared:
@@ -54,7 +56,8 @@ def prepare(campaign: Campaign) -> Prepared:
     contacts = load_contacts(campaign.contacts, campaign.language_column, campaign.default_language)
     renderer = Renderer(campaign)
     renderer.prepare(contacts.contacts)
-    return Prepared(campaign, contacts, renderer)
+    builders = {lang: VariantMessages(campaign, lang) for lang in renderer.languages}
+    return Prepared(campaign, contacts, renderer, builders)
 
 
 def input_fingerprints(campaign: Campaign) -> dict[str, str]:
