@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from datetime import UTC, datetime
 from email import policy
@@ -20,11 +21,16 @@ def header_safe(value: str) -> str:
     return " ".join(cleaned.split())
 
 
+@functools.lru_cache(maxsize=16)
+def _domain(sender: str) -> str:
+    return parseaddr(sender)[1].rsplit("@", 1)[1]
+
+
 def message_id(campaign: Campaign, key: str) -> str:
     """Stable per campaign x recipient, so a resend is recognisably the same message."""
-    _, addr = parseaddr(campaign.sender_for(campaign.default_language))
+    domain = _domain(campaign.sender_for(campaign.default_language))
     digest = hashlib.sha256(f"{campaign.name}\0{key}".encode()).hexdigest()[:32]
-    return f"<{digest}.{campaign.name}@{addr.rsplit('@', 1)[1]}>"
+    return f"<{digest}.{campaign.name}@{domain}>"
 
 
 def _address(display: str, addr: str) -> Address:

@@ -142,6 +142,7 @@ class RenderedContent:
     subject: str
     html: str
     text: str
+    unsubscribe_url: str = ""
 
 
 @dataclass(frozen=True)

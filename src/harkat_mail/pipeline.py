@@ -26,7 +26,7 @@ from .models import (
     SmtpConfig,
 )
 from .relay import local_relay
-from .render import Renderer, unsubscribe_url
+from .render import Renderer
 from .reports import Preview, write_previews
 from .sendlog import SendLog, reason_label
 
@@ -47,8 +47,7 @@ class Prepared:
         """Render and wrap one recipient."""
         language = self.renderer.language_for(contact)
         content = self.renderer.render(contact)
-        url = unsubscribe_url(self.campaign, contact.key)
-        return self.builders[language].build(contact, content, url)
+        return self.builders[language].build(contact, content, content.unsubscribe_url)
 
 
 def prepare(campaign: Campaign) -> Prepared:

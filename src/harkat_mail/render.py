@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote
 
 import jinja2
 from jinja2 import meta
@@ -119,19 +119,29 @@ class Variant:
     text: jinja2.Template | None  # None: derive the text per recipient
     inline_once: bool
     warnings: tuple[str, ...]
+    fixed_subject: str = ""  # set when the subject has no template syntax
 
 
-def unsubscribe_url(campaign: Campaign, contact_key: str) -> str:
-    """Per-recipient unsubscribe link: address and list, signed so it cannot be forged."""
-    base = campaign.unsubscribe.url
-    if base is None:
-        return f"mailto:{campaign.unsubscribe.mailto}" if campaign.unsubscribe.mailto else ""
-    env_name = campaign.unsubscribe.secret_env
-    secret = os.environ.get(env_name, "").encode() if env_name else b""
-    key = secret or _LOCAL_SECRET
-    mac = hmac.new(key, f"{campaign.list_id}\0{contact_key}".encode(), hashlib.sha256)
-    query = urlencode({"list": campaign.list_id, "m": contact_key, "t": mac.hexdigest()[:32]})
-    return f"{base}{'&' if '?' in base else '?'}{query}"
+class Unsubscribe:
+    """Per-recipient unsubscribe links: address and list, signed so they cannot be forged."""
+
+    def __init__(self, campaign: Campaign) -> None:
+        config = campaign.unsubscribe
+        self.base = config.url
+        self.mailto = config.mailto
+        secret = os.environ.get(config.secret_env, "") if config.secret_env else ""
+        self.key = secret.encode() or _LOCAL_SECRET
+        self.list_id = campaign.list_id
+        if self.base is not None:
+            joiner = "&" if "?" in self.base else "?"
+            self.prefix = f"{self.base}{joiner}list={quote(campaign.list_id, safe='')}&m="
+
+    def url(self, contact_key: str) -> str:
+        """The link for one recipient (a mailto: when only an address is configured)."""
+        if self.base is None:
+            return f"mailto:{self.mailto}" if self.mailto else ""
+        mac = hmac.new(self.key, f"{self.list_id}\0{contact_key}".encode(), hashlib.sha256)
+        return f"{self.prefix}{quote(contact_key, safe='')}&t={mac.hexdigest()[:32]}"
 
 
 class Renderer:
@@ -151,6 +161,7 @@ class Renderer:
                 f"(found: {', '.join(self.languages) or 'no <language>.html files'})"
             )
         self.variants: dict[str, Variant] = {}
+        self.unsubscribe = Unsubscribe(campaign)
 
     def language_for(self, contact: Contact) -> str:
         """The variant a contact gets: their language if the template has it, else the default."""
@@ -173,7 +184,7 @@ class Renderer:
             member_id=contact.member_id,
             campaign=self.campaign.name,
             list_id=self.campaign.list_id,
-            unsubscribe_url=unsubscribe_url(self.campaign, contact.key),
+            unsubscribe_url=self.unsubscribe.url(contact.key),
         )
         return ctx
 
@@ -265,7 +276,11 @@ class Renderer:
             self._render_with(
                 Variant(language, subject, html_template, text_template, once, ()), contact
             )
-        return Variant(language, subject, html_template, text_template, once, tuple(warnings))
+        source = self.campaign.subject_for(language)
+        fixed = "" if JINJA_RE.search(source) else " ".join(source.split())
+        return Variant(
+            language, subject, html_template, text_template, once, tuple(warnings), fixed
+        )
 
     def _text_matches(
         self, reference: jinja2.Template, derived: jinja2.Template, sample: Iterable[Contact]
@@ -293,8 +308,10 @@ class Renderer:
         if not variant.inline_once:
             html = premailer_inline(html)
         text = self._run(variant.text, ctx, contact) if variant.text else html_to_text(html)
-        subject = " ".join(self._run(variant.subject, ctx, contact).split())
-        return RenderedContent(subject=subject, html=html, text=text)
+        subject = variant.fixed_subject or " ".join(
+            self._run(variant.subject, ctx, contact).split()
+        )
+        return RenderedContent(subject, html, text, ctx["unsubscribe_url"])
 
     def render(self, contact: Contact) -> RenderedContent:
         """Render one recipient; ``prepare`` must have run."""
