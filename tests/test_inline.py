@@ -14,11 +14,11 @@ from jinja2.sandbox import SandboxedEnvironment
 from harkat_mail.inline import (
     Unsupported,
     inline_once,
+    inline_verified,
     normalise_html,
     premailer_inline,
     protect,
 )
-from harkat_mail.render import inline_verified
 
 HEAD = """<!DOCTYPE html><html><head><meta charset="utf-8"><style>
 .x { color: #102a43; font-size: 15px; }

@@ -112,3 +112,18 @@ def test_unknown_language_falls_back_to_default(project: Path) -> None:
     """A member whose language has no template gets the default language."""
     renderer = _renderer(project)
     assert renderer.language_for(replace(_contact(), language="de")) == "en"
+
+
+def test_bilingual_combined_puts_the_members_language_first(project: Path) -> None:
+    """bilingual: combined sends both languages, the member's own first, inlined once."""
+    project.write_text(project.read_text() + "bilingual: combined\n", encoding="utf-8")
+    prepared = prepare(load_campaign(project))
+    assert all(v.inline_once for v in prepared.renderer.variants.values())
+    assert prepared.renderer.warnings == []
+    fr = prepared.renderer.render(_contact(language="fr", first_name="Gaëlle"))
+    en = prepared.renderer.render(_contact(language="en", first_name="Owen"))
+    assert fr.html.index("Bonjour Gaëlle") < fr.html.index("Dear Gaëlle")
+    assert en.html.index("Dear Owen") < en.html.index("Bonjour Owen")
+    assert en.text.index("Dear Owen") < en.text.index("Bonjour Owen")
+    assert fr.subject.startswith("Mohamed Harkat doit rester") and " / Mohamed Harkat must" in fr.subject
+    assert 'class="language-divider"' in en.html and 'style="' in en.html

@@ -32,6 +32,7 @@ _TOP_KEYS = {
     "previews",
     "unsubscribe",
     "list_id",
+    "bilingual",
 }
 _SMTP_KEYS = {"host", "port", "tls", "username", "password_env", "connections", "rate", "timeout"}
 
@@ -249,6 +250,9 @@ def load_campaign(path: str | Path) -> Campaign:
     reply_to = r.address(top["reply_to"], ("reply_to",)) if "reply_to" in top else None
     _, from_addr = parseaddr(senders[default_language])
     list_id = r.text(top.get("list_id", f"{name}.{from_addr.split('@')[1]}"), ("list_id",))
+    bilingual = top.get("bilingual", "separate")
+    if bilingual not in ("separate", "combined"):
+        raise doc.error(("bilingual",), f"expected separate or combined, got {bilingual!r}")
     base = source.parent
     return Campaign(
         source=source.resolve(),
@@ -281,6 +285,7 @@ def load_campaign(path: str | Path) -> Campaign:
             else None,
         ),
         list_id=list_id,
+        bilingual=bilingual,
     )
 
 

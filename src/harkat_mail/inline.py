@@ -14,10 +14,13 @@ from __future__ import annotations
 import logging
 import re
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import html2text
+import jinja2
 import premailer
 
 # A Jinja construct: {{ ... }}, {% ... %} or {# ... #}, quotes honoured inside tags.
@@ -27,6 +30,8 @@ JINJA_RE = re.compile(
     r"""|\{\#.*?\#\}""",
     re.S,
 )
+_STRUCTURAL_RE = re.compile(r"^\{%-?\s*(extends|block|endblock|include)\b")
+_RAW_RE = re.compile(r"\{%-?\s*raw\s*-?%\}")
 _ATTR_BEFORE_RE = re.compile(r"([\w:-]+)\s*=\s*[\"'][^\"']*$")
 _TAG_NAME_RE = re.compile(r"<\s*(/?)\s*([A-Za-z][\w-]*)")
 _RAW_TEXT = {"style", "title", "textarea", "script"}
@@ -192,3 +197,57 @@ def normalise_html(html: str) -> str:
     text = htmllib.unescape(html)
     text = re.sub(r">\s+<", "><", text)
     return re.sub(r"\s+", " ", text).strip()
+
+
+class _FrozenLoader(jinja2.FileSystemLoader):
+    """Serves sources whose non-structural syntax is wrapped in ``{% raw %}``.
+
+    Rendering through it resolves ``extends``/``block``/``include`` and leaves every other
+    construct as literal text: one flat Jinja document that an inliner can see whole.
+    """
+
+    def get_source(
+        self, environment: jinja2.Environment, template: str
+    ) -> tuple[str, str, Callable[[], bool]]:
+        source, filename, uptodate = super().get_source(environment, template)
+        if _RAW_RE.search(source):
+            raise Unsupported(f"{template} uses {{% raw %}}")
+
+        def freeze(match: re.Match[str]) -> str:
+            text = match.group(0)
+            return text if _STRUCTURAL_RE.match(text) else "{% raw %}" + text + "{% endraw %}"
+
+        return JINJA_RE.sub(freeze, source), filename, uptodate
+
+
+def flatten(folder: Path, name: str) -> str:
+    """The variant's full document with inheritance resolved and per-recipient syntax intact."""
+    env = jinja2.Environment(loader=_FrozenLoader(str(folder)), undefined=jinja2.StrictUndefined)
+    try:
+        return env.get_template(name).render()
+    except jinja2.TemplateError as exc:
+        raise Unsupported(f"cannot flatten {name}: {exc}") from None
+
+
+def inline_verified(
+    env: jinja2.Environment, flat: str, references: Iterable[tuple[Mapping[str, Any], str]]
+) -> jinja2.Template:
+    """Compile ``flat`` with its CSS inlined once, proven equal to per-recipient inlining.
+
+    ``references`` pairs a recipient context with the unsplit template's output for it. Raises
+    ``Unsupported`` when the syntax cannot be protected or any output differs after
+    normalising whitespace and entities.
+    """
+    try:
+        candidate = env.from_string(inline_once(flat))
+    except jinja2.TemplateSyntaxError as exc:
+        raise Unsupported(f"inlined template does not compile: {exc.message}") from None
+    for ctx, reference_html in references:
+        want = normalise_html(premailer_inline(reference_html))
+        try:
+            got = normalise_html(candidate.render(ctx))
+        except jinja2.TemplateError as exc:
+            raise Unsupported(f"inlined template fails to render: {exc}") from None
+        if want != got:
+            raise Unsupported(f"inline-once output differs for {ctx.get('email', 'a recipient')}")
+    return candidate

@@ -46,7 +46,7 @@ def _qp(text: str) -> bytes:
 class VariantMessages:
     """Builds the wire bytes of one variant's messages (one language of one campaign)."""
 
-    def __init__(self, campaign: Campaign, language: str) -> None:
+    def __init__(self, campaign: Campaign, language: str, content_language: str = "") -> None:
         self.campaign = campaign
         sender_name, self.sender = parseaddr(campaign.sender_for(language))
         self.boundary = f"=_harkat_{secrets.token_hex(12)}"
@@ -58,7 +58,7 @@ class VariantMessages:
         self.fixed = CRLF.join(fixed)
         self.tail = CRLF.join(
             [
-                f"Content-Language: {language}",
+                f"Content-Language: {content_language or language}",
                 "MIME-Version: 1.0",
                 f'Content-Type: multipart/alternative; boundary="{self.boundary}"',
             ]

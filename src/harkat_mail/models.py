@@ -85,6 +85,7 @@ class Campaign:
     previews: Path
     unsubscribe: UnsubscribeConfig
     list_id: str
+    bilingual: Literal["separate", "combined"] = "separate"
 
     def sender_for(self, language: str) -> str:
         """The From header for a language, falling back to the default language."""

@@ -55,7 +55,10 @@ def prepare(campaign: Campaign) -> Prepared:
     contacts = load_contacts(campaign.contacts, campaign.language_column, campaign.default_language)
     renderer = Renderer(campaign)
     renderer.prepare(contacts.contacts)
-    builders = {lang: VariantMessages(campaign, lang) for lang in renderer.languages}
+    builders = {
+        lang: VariantMessages(campaign, lang, renderer.content_language(lang))
+        for lang in renderer.languages
+    }
     return Prepared(campaign, contacts, renderer, builders)
 
 

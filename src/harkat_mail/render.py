@@ -6,7 +6,7 @@ import hashlib
 import hmac
 import os
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,17 +20,15 @@ from .errors import RenderError
 from .inline import (
     JINJA_RE,
     Unsupported,
+    flatten,
     html_to_text,
-    inline_once,
-    normalise_html,
+    inline_verified,
     premailer_inline,
     text_once,
 )
 from .models import Campaign, Contact, RenderedContent
 
 _VARIANT_RE = re.compile(r"^([a-z]{2})\.html$")
-_STRUCTURAL_RE = re.compile(r"^\{%-?\s*(extends|block|endblock|include)\b")
-_RAW_RE = re.compile(r"\{%-?\s*raw\s*-?%\}")
 # Computed names that every recipient has, whatever the list's columns.
 COMPUTED = (
     "email",
@@ -55,58 +53,26 @@ def _environment(folder: Path, autoescape: bool) -> SandboxedEnvironment:
     )
 
 
-class _FrozenLoader(jinja2.FileSystemLoader):
-    """Serves sources whose non-structural syntax is wrapped in ``{% raw %}``.
-
-    Rendering through it resolves ``extends``/``block``/``include`` and leaves every other
-    construct as literal text: one flat Jinja document that an inliner can see whole.
-    """
-
-    def get_source(
-        self, environment: jinja2.Environment, template: str
-    ) -> tuple[str, str, Callable[[], bool]]:
-        source, filename, uptodate = super().get_source(environment, template)
-        if _RAW_RE.search(source):
-            raise Unsupported(f"{template} uses {{% raw %}}")
-
-        def freeze(match: re.Match[str]) -> str:
-            text = match.group(0)
-            return text if _STRUCTURAL_RE.match(text) else "{% raw %}" + text + "{% endraw %}"
-
-        return JINJA_RE.sub(freeze, source), filename, uptodate
+TEXT_DIVIDER = "* * *"
+_BODY_RE = re.compile(r"<body[^>]*>(.*)</body>", re.S | re.I)
 
 
-def flatten(folder: Path, name: str) -> str:
-    """The variant's full document with inheritance resolved and per-recipient syntax intact."""
-    env = jinja2.Environment(loader=_FrozenLoader(str(folder)), undefined=jinja2.StrictUndefined)
-    try:
-        return env.get_template(name).render()
-    except jinja2.TemplateError as exc:
-        raise Unsupported(f"cannot flatten {name}: {exc}") from None
-
-
-def inline_verified(
-    env: jinja2.Environment, flat: str, references: Iterable[tuple[Mapping[str, Any], str]]
-) -> jinja2.Template:
-    """Compile ``flat`` with its CSS inlined once, proven equal to per-recipient inlining.
-
-    ``references`` pairs a recipient context with the unsplit template's output for it. Raises
-    ``Unsupported`` when the syntax cannot be protected or any output differs after
-    normalising whitespace and entities.
-    """
-    try:
-        candidate = env.from_string(inline_once(flat))
-    except jinja2.TemplateSyntaxError as exc:
-        raise Unsupported(f"inlined template does not compile: {exc.message}") from None
-    for ctx, reference_html in references:
-        want = normalise_html(premailer_inline(reference_html))
-        try:
-            got = normalise_html(candidate.render(ctx))
-        except jinja2.TemplateError as exc:
-            raise Unsupported(f"inlined template fails to render: {exc}") from None
-        if want != got:
-            raise Unsupported(f"inline-once output differs for {ctx.get('email', 'a recipient')}")
-    return candidate
+def combine_documents(documents: Sequence[str], languages: Sequence[str]) -> str:
+    """One HTML document: the first one whole, the others' bodies after a divider each."""
+    first = documents[0]
+    end = first.lower().rfind("</body>")
+    if end < 0:
+        raise Unsupported("the template has no <body> element")
+    extra = []
+    for document, language in zip(documents[1:], languages[1:], strict=True):
+        body = _BODY_RE.search(document)
+        if body is None:
+            raise Unsupported(f"the {language} template has no <body> element")
+        extra.append(
+            f'<hr class="language-divider" style="border:0;border-top:1px solid #ccc;'
+            f'margin:32px 0">\n<div lang="{language}">{body.group(1)}</div>\n'
+        )
+    return first[:end] + "".join(extra) + first[end:]
 
 
 @dataclass(frozen=True)
@@ -162,6 +128,13 @@ class Renderer:
             )
         self.variants: dict[str, Variant] = {}
         self.unsubscribe = Unsubscribe(campaign)
+        self.combined = campaign.bilingual == "combined"
+
+    def content_language(self, language: str) -> str:
+        """The Content-Language of a variant: one code, or all of them when combined."""
+        if not self.combined:
+            return language
+        return ", ".join([language, *(lang for lang in self.languages if lang != language)])
 
     def language_for(self, contact: Contact) -> str:
         """The variant a contact gets: their language if the template has it, else the default."""
@@ -234,29 +207,53 @@ class Renderer:
         for language in self.languages:
             self.variants[language] = self._variant(language, by_language.get(language, []))
 
-    def _variant(self, language: str, contacts: Sequence[Contact]) -> Variant:
+    def _sources(
+        self, language: str
+    ) -> tuple[str, str | None, jinja2.Template, jinja2.Template | None, str]:
+        """Label, flat source (None if it cannot be flattened), reference, text, subject."""
         folder = self.campaign.template
         name = f"{language}.html"
+        text_path = folder / f"{language}.txt"
+        others = [lang for lang in self.languages if lang != language]
         try:
-            reference = self.html_env.get_template(name)
+            if not self.combined or not others:
+                reference = self.html_env.get_template(name)
+                text = self.text_env.get_template(text_path.name) if text_path.exists() else None
+                try:
+                    flat: str | None = flatten(folder, name)
+                except Unsupported:
+                    flat = None
+                return name, flat, reference, text, self.campaign.subject_for(language)
+            # bilingual: combined: this language first, then the others after a divider.
+            order = [language, *others]
+            try:
+                flat = combine_documents([flatten(folder, f"{lang}.html") for lang in order], order)
+            except Unsupported as why:
+                raise RenderError(f"{folder / name}: bilingual: combined: {why}") from None
+            reference = self.html_env.from_string(flat)
+            text = None
+            if all((folder / f"{lang}.txt").exists() for lang in order):
+                joined = f"\n\n{TEXT_DIVIDER}\n\n".join(
+                    f'{{% include "{lang}.txt" %}}' for lang in order
+                )
+                text = self.text_env.from_string(joined)
+            subject = " / ".join(self.campaign.subject_for(lang) for lang in order)
+            return f"{'+'.join(order)} (combined)", flat, reference, text, subject
         except jinja2.TemplateSyntaxError as exc:
             raise RenderError(
                 f"{folder / (exc.name or name)}:{exc.lineno}: {exc.message}"
             ) from None
-        subject = self._compile(
-            self.text_env, self.campaign.subject_for(language), f"{self.campaign.source}: subject"
-        )
-        text_path = folder / f"{language}.txt"
-        text_template: jinja2.Template | None = (
-            self.text_env.get_template(text_path.name) if text_path.exists() else None
-        )
+
+    def _variant(self, language: str, contacts: Sequence[Contact]) -> Variant:
+        name, flat, reference, text_template, subject_source = self._sources(language)
+        subject = self._compile(self.text_env, subject_source, f"{self.campaign.source}: subject")
         sample = _spread(contacts, VERIFY_SAMPLE)
         warnings: list[str] = []
         html_template: jinja2.Template = reference
         once = False
-        flat: str | None = None
         try:
-            flat = flatten(folder, name)
+            if flat is None:
+                raise Unsupported("the template cannot be flattened")
             references = [
                 (ctx, self._run(reference, ctx, c)) for c in sample if (ctx := self.context(c))
             ]
@@ -272,15 +269,13 @@ class Renderer:
                     warnings.append(f"{name}: plain text derived per recipient (slower)")
             except (Unsupported, jinja2.TemplateSyntaxError) as why:
                 warnings.append(f"{name}: plain text derived per recipient (slower): {why}")
-        for contact in sample:  # render errors surface here, before anything is sent
-            self._render_with(
-                Variant(language, subject, html_template, text_template, once, ()), contact
-            )
-        source = self.campaign.subject_for(language)
-        fixed = "" if JINJA_RE.search(source) else " ".join(source.split())
-        return Variant(
+        fixed = "" if JINJA_RE.search(subject_source) else " ".join(subject_source.split())
+        variant = Variant(
             language, subject, html_template, text_template, once, tuple(warnings), fixed
         )
+        for contact in sample:  # render errors surface here, before anything is sent
+            self._render_with(variant, contact)
+        return variant
 
     def _text_matches(
         self, reference: jinja2.Template, derived: jinja2.Template, sample: Iterable[Contact]
