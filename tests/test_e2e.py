@@ -6,6 +6,7 @@ import csv
 import mailbox
 import subprocess
 import sys
+from email import message_from_bytes, policy
 from pathlib import Path
 
 import pytest
@@ -191,3 +192,45 @@ def test_every_command_has_help(command: str) -> None:
     """Each command answers --help with a description."""
     code, out = _run(command, "--help")
     assert code == 0 and "Usage:" in out and len(out.splitlines()) > 3
+
+
+def test_test_to_sends_one_test_per_language_and_logs_nothing(project: Path, smtp_server) -> None:
+    """--test-to sends one [TEST] message per language to each staff address, unlogged."""
+    server, handler = smtp_server()
+    code, out = _run(
+        "send",
+        str(project),
+        "--smtp",
+        f"smtp://127.0.0.1:{server.port}",
+        "--yes",
+        "--test-to",
+        "staff@example.org",
+        "--test-to",
+        "editor@example.org",
+    )
+    assert code == 0, out
+    assert "4 of 4 test messages accepted" in out
+    by_rcpt = sorted((m.rcpt_tos[0], m.message["Content-Language"]) for m in handler.messages)
+    assert by_rcpt == [
+        ("editor@example.org", "en"),
+        ("editor@example.org", "fr"),
+        ("staff@example.org", "en"),
+        ("staff@example.org", "fr"),
+    ]
+    assert all(m.message["Subject"].startswith("[TEST] ") for m in handler.messages)
+    assert all(m.message["To"] == m.rcpt_tos[0] for m in handler.messages)
+    assert not (project.parent.parent / "outbox" / "sept2018.sendlog.sqlite").exists()
+    code, out = _run("send", str(project), "--smtp", f"smtp://127.0.0.1:{server.port}", "--yes")
+    assert code == 0 and len(handler.messages) == 4 + len(_expected(project))
+
+
+def test_test_to_reaches_the_local_relay(project: Path) -> None:
+    """With the sample's embedded relay, test messages land in the Maildir with [TEST] subjects."""
+    code, out = _run("send", str(project), "--test-to", "staff@example.org")
+    assert code == 0, out
+    box = mailbox.Maildir(str(project.parent.parent / "outbox" / "sept2018"), create=False)
+    subjects = sorted(
+        str(message_from_bytes(box.get_bytes(key), policy=policy.default)["Subject"])
+        for key in box.keys()
+    )
+    assert len(subjects) == 2 and all(s.startswith("[TEST] ") for s in subjects)

@@ -125,5 +125,8 @@ def test_bilingual_combined_puts_the_members_language_first(project: Path) -> No
     assert fr.html.index("Bonjour Gaëlle") < fr.html.index("Dear Gaëlle")
     assert en.html.index("Dear Owen") < en.html.index("Bonjour Owen")
     assert en.text.index("Dear Owen") < en.text.index("Bonjour Owen")
-    assert fr.subject.startswith("Mohamed Harkat doit rester") and " / Mohamed Harkat must" in fr.subject
+    assert (
+        fr.subject.startswith("Mohamed Harkat doit rester")
+        and " / Mohamed Harkat must" in fr.subject
+    )
     assert 'class="language-divider"' in en.html and 'style="' in en.html

@@ -15,7 +15,7 @@ from . import pipeline
 from .config import load_campaign, parse_smtp_url
 from .contacts import load_contacts
 from .errors import ConfigError, HarkatError
-from .models import ListConfig, RunSummary
+from .models import ListConfig, RunSummary, SmtpConfig
 from .relay import local_relay
 from .reports import export, status_lines
 from .sendlog import SendLog
@@ -57,6 +57,8 @@ def _summary(summary: RunSummary) -> None:
             f"dry run: {summary.planned} messages rendered and checked, nothing sent; "
             f"skipped: {skipped}"
         )
+        for warning in summary.warnings:
+            click.echo(f"warning: {warning}")
         click.echo(f"previews: {summary.previews}")
         return
     click.echo(
@@ -69,6 +71,17 @@ def _summary(summary: RunSummary) -> None:
         click.echo(f"{summary.already_done} already delivered by an earlier run")
     if summary.deferred or summary.unknown:
         click.echo("some messages were not confirmed: run the same command again later to retry")
+
+
+def _confirm(what: str, smtp: SmtpConfig, yes: bool) -> None:
+    """Ask before anything goes to a real relay; refuse without a terminal unless --yes."""
+    if smtp.local or yes:
+        return
+    prompt = f"{what} through {smtp.describe()}?"
+    if not sys.stdin.isatty():
+        raise ConfigError(f"{prompt} Refusing without a terminal; add --yes to confirm")
+    if not click.confirm(prompt, default=False):
+        raise ConfigError(f"{what}: not confirmed; nothing sent")
 
 
 @main.command()
@@ -84,6 +97,13 @@ def _summary(summary: RunSummary) -> None:
 @click.option(
     "--force", is_flag=True, help="Resume even though the YAML, list or template changed."
 )
+@click.option(
+    "--test-to",
+    "test_to",
+    multiple=True,
+    metavar="ADDR",
+    help="Send one [TEST] message per language to ADDR (repeatable); nothing is logged.",
+)
 @_clean_errors
 def send(
     campaign_file: Path,
@@ -92,16 +112,29 @@ def send(
     smtp_url: str | None,
     yes: bool,
     force: bool,
+    test_to: tuple[str, ...],
 ) -> None:
     """Send CAMPAIGN_FILE, or resume it: only recipients not yet sent get a message."""
     campaign = load_campaign(campaign_file)
     smtp = parse_smtp_url(smtp_url) if smtp_url else campaign.smtp
     prepared = pipeline.prepare(campaign)
-    for warning in prepared.renderer.warnings + list(prepared.contacts.warnings):
+    for warning in list(prepared.contacts.warnings):
         _say(f"warning: {warning}")
-    if dry_run:
+    if dry_run:  # the dry-run summary lists the template warnings with the preview's
         _summary(pipeline.dry_run(prepared, progress=_say))
         return
+    for warning in prepared.renderer.warnings:
+        _say(f"warning: {warning}")
+    if test_to:
+        count = len(test_to) * len(prepared.renderer.languages)
+        _confirm(f"Send {count} [TEST] messages of {campaign.name}", smtp, yes)
+        results = pipeline.send_tests(prepared, test_to, smtp)
+        sent = sum(r.outcome == "sent" for r in results)
+        click.echo(f"{sent} of {len(results)} test messages accepted; the send log is unchanged")
+        for result in results:
+            if result.outcome != "sent":
+                click.echo(f"  {result.key}: {result.outcome} {result.code or ''} {result.reply}")
+        sys.exit(0 if sent == len(results) else 1)
     with SendLog(campaign.send_log) as log:
         todo = pipeline.plan(prepared, log, force)
         if limit is not None:
@@ -113,12 +146,7 @@ def send(
                 f"{counts.get('sent', 0)} delivered ({campaign.send_log})"
             )
             return
-        if not smtp.local and not yes:
-            prompt = f"Send {len(todo)} messages of {campaign.name} through {smtp.describe()}?"
-            if not sys.stdin.isatty():
-                raise ConfigError(f"{prompt} Refusing without a terminal; add --yes to confirm")
-            if not click.confirm(prompt, default=False):
-                raise ConfigError(f"{campaign.name}: not confirmed; nothing sent")
+        _confirm(f"Send {len(todo)} messages of {campaign.name}", smtp, yes)
         _say(f"sending {len(todo)} messages of {campaign.name} through {smtp.describe()}")
         summary = pipeline.send(prepared, log, todo, smtp, progress=_say)
     _summary(summary)

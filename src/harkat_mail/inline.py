@@ -34,6 +34,7 @@ _STRUCTURAL_RE = re.compile(r"^\{%-?\s*(extends|block|endblock|include)\b")
 _RAW_RE = re.compile(r"\{%-?\s*raw\s*-?%\}")
 _ATTR_BEFORE_RE = re.compile(r"([\w:-]+)\s*=\s*[\"'][^\"']*$")
 _TAG_NAME_RE = re.compile(r"<\s*(/?)\s*([A-Za-z][\w-]*)")
+_MD_NUMBER_ESCAPE = re.compile(r"^(\s*\d+)\\\.", re.M)  # html2text's "1\." -> "1."
 _RAW_TEXT = {"style", "title", "textarea", "script"}
 
 
@@ -174,7 +175,8 @@ def html_to_text(html: str) -> str:
     converter.inline_links = True
     converter.protect_links = False
     converter.unicode_snob = True
-    return str(converter.handle(html)).strip() + "\n"
+    text = _MD_NUMBER_ESCAPE.sub(r"\1.", str(converter.handle(html)))
+    return text.strip() + "\n"
 
 
 def inline_once(source: str, inline: Callable[[str], str] = premailer_inline) -> str:

@@ -191,6 +191,7 @@ class RunSummary:
     already_done: int
     seconds: float
     previews: Path | None = None
+    warnings: tuple[str, ...] = ()
 
     @property
     def rate(self) -> float:

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from .contacts import load_contacts
+from .checks import GMAIL_CLIP_BYTES, check_html
+from .contacts import check_address, load_contacts
 from .delivery import deliver, password_for
-from .errors import HarkatError, RenderError
+from .errors import ConfigError, HarkatError, RenderError
 from .message import message_id
 from .mime import VariantMessages
 from .models import (
@@ -22,6 +24,7 @@ from .models import (
     DeliveryResult,
     Outcome,
     OutgoingMessage,
+    RenderedContent,
     RunSummary,
     SmtpConfig,
 )
@@ -32,6 +35,7 @@ from .sendlog import SendLog, reason_label
 
 Progress = Callable[[str], None]
 PROGRESS_EVERY = 5.0  # seconds between plain progress lines
+CHECKED_PER_VARIANT = 5
 
 
 @dataclass(frozen=True)
@@ -45,9 +49,13 @@ class Prepared:
 
     def compose(self, contact: Contact) -> OutgoingMessage:
         """Render and wrap one recipient."""
+        return self.render_message(contact)[1]
+
+    def render_message(self, contact: Contact) -> tuple[RenderedContent, OutgoingMessage]:
+        """One recipient's rendered content and the message built from it."""
         language = self.renderer.language_for(contact)
         content = self.renderer.render(contact)
-        return self.builders[language].build(contact, content, content.unsubscribe_url)
+        return content, self.builders[language].build(contact, content, content.unsubscribe_url)
 
 
 def prepare(campaign: Campaign) -> Prepared:
@@ -80,33 +88,39 @@ def input_fingerprints(campaign: Campaign) -> dict[str, str]:
 
 
 def dry_run(prepared: Prepared, progress: Progress = lambda _: None) -> RunSummary:
-    """Render and build every message, open no socket, write the preview files."""
+    """Render, build and check every message, open no socket, write the preview files."""
     started = time.perf_counter()
     campaign = prepared.campaign
-    samples: dict[str, Preview] = {}
-    counts: Counter[tuple[str, str]] = Counter()
+    previews: dict[str, Preview] = {}
+    checked: Counter[str] = Counter()
     failures = 0
     for contact in prepared.contacts.contacts:
         language = prepared.renderer.language_for(contact)
         try:
-            message = prepared.compose(contact)
+            content, message = prepared.render_message(contact)
         except RenderError as exc:
             failures += 1
             progress(f"render failed: {exc}")
             continue
-        counts[(campaign.contacts.segment_name, language)] += 1
-        if language not in samples:
-            samples[language] = Preview(
-                language, contact, prepared.renderer.render(contact), message.data
+        preview = previews.get(language)
+        if preview is None:
+            variant = prepared.renderer.variants[language]
+            preview = previews[language] = Preview(
+                language,
+                campaign.contacts.segment_name,
+                contact,
+                content,
+                message.data,
+                list(variant.warnings),
             )
-    index = write_previews(
-        campaign.previews,
-        campaign,
-        samples,
-        counts,
-        prepared.renderer.warnings,
-        prepared.contacts,
-    )
+        preview.count += 1
+        # Links and images vary little between recipients: check a few; size, every one.
+        if checked[language] < CHECKED_PER_VARIANT or len(content.html) > GMAIL_CLIP_BYTES // 4:
+            checked[language] += 1
+            for warning in check_html(content.html):
+                if warning not in preview.warnings:
+                    preview.warnings.append(warning)
+    index = write_previews(campaign.previews, campaign, list(previews.values()), prepared.contacts)
     return RunSummary(
         campaign=campaign.name,
         dry_run=True,
@@ -119,6 +133,7 @@ def dry_run(prepared: Prepared, progress: Progress = lambda _: None) -> RunSumma
         already_done=0,
         seconds=time.perf_counter() - started,
         previews=index,
+        warnings=tuple(w for p in previews.values() for w in p.warnings),
     )
 
 
@@ -138,6 +153,62 @@ def plan(prepared: Prepared, log: SendLog, force: bool) -> list[Contact]:
     return [c for c in contacts.contacts if c.key in due]
 
 
+@contextlib.contextmanager
+def relay_for(campaign: Campaign, smtp: SmtpConfig) -> Iterator[SmtpConfig]:
+    """The relay to deliver through: the embedded capture relay is started for ``local``."""
+    password_for(smtp)  # a missing password is a configuration error before any connection
+    if not smtp.local:
+        yield smtp
+        return
+    relay = local_relay(campaign.outbox).start()
+    try:
+        yield replace(smtp, host=relay.host, port=relay.port, tls="none")
+    finally:
+        relay.stop()
+
+
+def send_tests(
+    prepared: Prepared, addresses: Sequence[str], smtp: SmtpConfig
+) -> list[DeliveryResult]:
+    """One ``[TEST]`` message per variant to each staff address; the send log is not touched.
+
+    Each variant is rendered for its first recipient, so staff see real personalisation.
+    """
+    messages: list[OutgoingMessage] = []
+    firsts: dict[str, Contact] = {}
+    for contact in prepared.contacts.contacts:
+        firsts.setdefault(prepared.renderer.language_for(contact), contact)
+    for address in addresses:
+        email, reason = check_address(address)
+        if email is None:
+            raise ConfigError(f"--test-to {address}: {reason}")
+        for language, contact in sorted(firsts.items()):
+            content = prepared.renderer.render(contact)
+            content = replace(content, subject=f"[TEST] {content.subject}")
+            staff = replace(
+                contact,
+                key=f"test:{language}:{email.lower()}",
+                email=email,
+                first_name="",
+                last_name="",
+            )
+            messages.append(
+                prepared.builders[language].build(staff, content, content.unsubscribe_url)
+            )
+    results: list[DeliveryResult] = []
+
+    async def run(config: SmtpConfig) -> None:
+        queue: asyncio.Queue[OutgoingMessage | None] = asyncio.Queue()
+        for message in messages:
+            queue.put_nowait(message)
+        queue.put_nowait(None)
+        await deliver(config, queue, lambda _: None, results.append)
+
+    with relay_for(prepared.campaign, smtp) as relay:
+        asyncio.run(run(relay))
+    return results
+
+
 def send(
     prepared: Prepared,
     log: SendLog,
@@ -148,16 +219,9 @@ def send(
     """Deliver ``todo`` through ``smtp`` (the embedded relay when local) and log every verdict."""
     campaign = prepared.campaign
     started = time.perf_counter()
-    password_for(smtp)  # a missing password is a configuration error before any connection
     tally: Counter[Outcome] = Counter()
-    if smtp.local:
-        relay = local_relay(campaign.outbox).start()
-        smtp = replace(smtp, host=relay.host, port=relay.port, tls="none")
-    try:
-        asyncio.run(_send_all(prepared, log, todo, smtp, tally, progress))
-    finally:
-        if smtp.local:
-            relay.stop()
+    with relay_for(campaign, smtp) as relay:
+        asyncio.run(_send_all(prepared, log, todo, relay, tally, progress))
     counts = log.counts(campaign.name)
     return RunSummary(
         campaign=campaign.name,

@@ -8,25 +8,29 @@ import io
 import json
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from email import message_from_bytes, policy
 from pathlib import Path
 from typing import Any
 
 from .models import Campaign, Contact, ContactList, RenderedContent, State
+from .sendlog import reason_label
 
 STATE_ORDER = [s.value for s in State]
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
-@dataclass(frozen=True)
+@dataclass
 class Preview:
-    """The first recipient of a language, as rendered and as sent."""
+    """One segment x language variant: its first recipient as rendered and sent, its count."""
 
     language: str
+    segment: str
     contact: Contact
     content: RenderedContent
     data: bytes
+    warnings: list[str] = field(default_factory=list)
+    count: int = 0
 
 
 def status_lines(campaign: str, counts: Mapping[str, int], skipped: Mapping[str, int]) -> list[str]:
@@ -68,56 +72,65 @@ def _headers(data: bytes) -> list[tuple[str, str]]:
     return [(k, str(v)) for k, v in msg.items()]
 
 
+def _section(preview: Preview) -> str:
+    e = html.escape
+    lang = e(preview.language)
+    header_rows = "".join(
+        f"<tr><th>{e(k)}</th><td>{e(v)}</td></tr>" for k, v in _headers(preview.data)
+    )
+    warnings = "".join(f"<li>{e(w)}</li>" for w in preview.warnings) or '<li class="ok">none</li>'
+    return f"""<section id="{lang}" class="variant">
+<h2>{e(preview.segment)} / {lang}: {preview.count} recipients</h2>
+<p class="subject"><strong>Subject:</strong> {e(preview.content.subject)}</p>
+<p>Shown for {e(preview.contact.email)}. <a href="{lang}.html">HTML</a> ·
+<a href="{lang}.eml">.eml</a></p>
+<h3>Warnings</h3><ul class="warnings">{warnings}</ul>
+<details><summary>Headers</summary><table class="headers">{header_rows}</table></details>
+<div class="frames">
+<figure><figcaption>Desktop (680 px)</figcaption>
+<iframe title="{lang} desktop" src="{lang}.html" width="680" height="900"></iframe></figure>
+<figure><figcaption>Phone (375 px)</figcaption>
+<iframe title="{lang} phone" src="{lang}.html" width="375" height="900"></iframe></figure>
+</div>
+<h3>Plain text</h3><pre>{e(preview.content.text)}</pre>
+</section>"""
+
+
 def write_previews(
-    folder: Path,
-    campaign: Campaign,
-    samples: Mapping[str, Preview],
-    counts: Counter[tuple[str, str]],
-    warnings: Iterable[str],
-    contacts: ContactList,
+    folder: Path, campaign: Campaign, previews: Iterable[Preview], contacts: ContactList
 ) -> Path:
-    """``<lang>.eml`` and ``<lang>.html`` per language and an ``index.html`` over them."""
+    """``<lang>.eml`` and ``<lang>.html`` per variant and an ``index.html`` over them."""
     folder.mkdir(parents=True, exist_ok=True)
     e = html.escape
-    sections = []
-    for language, preview in sorted(samples.items()):
-        (folder / f"{language}.eml").write_bytes(preview.data)
-        (folder / f"{language}.html").write_text(preview.content.html, encoding="utf-8")
-        header_rows = "".join(
-            f"<tr><th>{e(k)}</th><td>{e(v)}</td></tr>" for k, v in _headers(preview.data)
-        )
-        sections.append(
-            f'<section id="{e(language)}"><h2>{e(language)}: {e(preview.content.subject)}</h2>'
-            f"<p>Shown for {e(preview.contact.email)}. "
-            f'<a href="{e(language)}.html">HTML</a> · <a href="{e(language)}.eml">.eml</a></p>'
-            f"<table class=headers>{header_rows}</table>"
-            f'<div class=frames><iframe title="desktop" src="{e(language)}.html" width=680 '
-            f'height=900></iframe><iframe title="phone" src="{e(language)}.html" width=375 '
-            f"height=900></iframe></div>"
-            f"<h3>Plain text</h3><pre>{e(preview.content.text)}</pre></section>"
-        )
+    ordered = sorted(previews, key=lambda p: (p.segment, p.language))
+    for preview in ordered:
+        (folder / f"{preview.language}.eml").write_bytes(preview.data)
+        (folder / f"{preview.language}.html").write_text(preview.content.html, encoding="utf-8")
     count_rows = "".join(
-        f"<tr><td>{e(segment)}</td><td>{e(lang)}</td><td>{n}</td></tr>"
-        for (segment, lang), n in sorted(counts.items())
+        f"<tr><td>{e(p.segment)}</td><td>{e(p.language)}</td><td>{p.count}</td>"
+        f"<td>{len(p.warnings)}</td></tr>"
+        for p in ordered
     )
-    reasons = Counter(r.reason.split(":")[0] for r in contacts.rejected)
+    reasons = Counter(reason_label(r.reason) for r in contacts.rejected)
     reject_rows = "".join(
         f"<tr><td>{e(k)}</td><td>{n}</td></tr>" for k, n in sorted(reasons.items())
     )
-    warning_items = "".join(f"<li>{e(w)}</li>" for w in warnings) or "<li>none</li>"
     page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>Preview: {e(campaign.name)}</title>
-<style>body{{font-family:sans-serif;margin:2em;color:#222}}table{{border-collapse:collapse}}
+<style>body{{font-family:sans-serif;margin:2em;color:#222;background:#fff}}
+table{{border-collapse:collapse}}
 td,th{{border:1px solid #ccc;padding:4px 8px;text-align:left;vertical-align:top}}
-.frames{{display:flex;gap:16px;align-items:flex-start}}iframe{{border:1px solid #999}}
+.frames{{display:flex;gap:16px;align-items:flex-start;flex-wrap:wrap}}
+iframe{{border:1px solid #999}}figure{{margin:0}}
+.warnings li{{color:#8a1c00}}.warnings li.ok{{color:#2f6f3e}}
 pre{{background:#f6f6f6;padding:1em;white-space:pre-wrap}}</style></head>
 <body><h1>Preview: {e(campaign.name)}</h1>
 <p>{len(contacts.contacts)} recipients from {contacts.rows_read} rows read; nothing was sent.</p>
 <h2>Recipients by segment and language</h2>
-<table><tr><th>segment</th><th>language</th><th>count</th></tr>{count_rows}</table>
+<table><tr><th>segment</th><th>language</th><th>recipients</th><th>warnings</th></tr>
+{count_rows}</table>
 <h2>Rows not sent to</h2><table><tr><th>reason</th><th>rows</th></tr>{reject_rows}</table>
-<h2>Warnings</h2><ul>{warning_items}</ul>
-{"".join(sections)}
+{"".join(_section(p) for p in ordered)}
 </body></html>
 """
     index = folder / "index.html"
