@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import shutil
 import threading
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiosmtpd.smtp import SMTP as SMTPServer
@@ -37,22 +39,68 @@ class Delivered:
 
 @dataclass
 class RecordingHandler:
-    """Accepts everything and keeps it; ``rules`` let a test misbehave per recipient.
+    """Accepts everything and keeps it; ``rules`` make it misbehave per recipient on purpose.
 
-    A rule maps a recipient substring to an action at a stage: ``("rcpt", "550 ...")``,
-    ``("data", "451 ...")`` or ``("data", "drop-after-dot")``.
+    A rule maps a recipient substring to ``(stage, action)`` or ``(stage, action, times)``.
+    Stages: ``mail``, ``rcpt``, ``data-cmd`` (the DATA command, before 354) and ``data`` (the
+    reply after the final dot). Actions: a reply such as ``"451 4.3.0 busy"``, ``"drop"``
+    (close the connection), ``"slow:SECONDS"`` (reply late), or ``"drop-after-dot"`` (keep
+    the message, never answer). ``times`` limits a rule to its first uses.
+    ``throttle_first`` answers the first N MAIL commands with a rate-limit 451.
     """
 
-    rules: dict[str, tuple[str, str]] = field(default_factory=dict)
+    rules: dict[str, tuple[Any, ...]] = field(default_factory=dict)
     messages: list[Delivered] = field(default_factory=list)
     connections: int = 0
+    rsets: int = 0
+    rcpt_calls: Counter[str] = field(default_factory=Counter)
+    throttle_first: int = 0
+    mail_calls: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def _rule(self, address: str, stage: str) -> str | None:
-        for needle, (at, action) in self.rules.items():
+    def action(self, address: str, stage: str) -> str | None:
+        for needle, rule in self.rules.items():
+            at, action, *limit = rule
             if needle in address.lower() and at == stage:
+                with self.lock:
+                    if limit:
+                        if limit[0] <= 0:
+                            return None
+                        self.rules[needle] = (at, action, limit[0] - 1)
                 return action
         return None
+
+    def copies(self, address: str) -> int:
+        """How many messages this recipient has received."""
+        return sum(1 for m in self.messages if address in m.rcpt_tos)
+
+    async def _act(self, server: SMTPServer, action: str | None) -> str | None:
+        if action is None:
+            return None
+        if action.startswith("slow:"):
+            await asyncio.sleep(float(action.split(":")[1]))
+            return None
+        if action == "drop":
+            assert server.transport is not None
+            server.transport.abort()
+            return "421 closed"
+        return action
+
+    async def handle_MAIL(
+        self,
+        server: SMTPServer,
+        session: Session,
+        envelope: Envelope,
+        address: str,
+        mail_options: list[str],
+    ) -> str:
+        with self.lock:
+            self.mail_calls += 1
+            throttled = self.mail_calls <= self.throttle_first
+        if throttled:
+            return "451 4.7.1 Rate limit exceeded, slow down"
+        envelope.mail_from = address
+        return "250 OK"
 
     async def handle_RCPT(
         self,
@@ -62,41 +110,37 @@ class RecordingHandler:
         address: str,
         rcpt_options: list[str],
     ) -> str:
-        action = self._rule(address, "rcpt")
-        if action:
-            return action
+        with self.lock:
+            self.rcpt_calls[address] += 1
+        reply = await self._act(server, self.action(address, "rcpt"))
+        if reply:
+            return reply
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
     async def handle_DATA(self, server: SMTPServer, session: Session, envelope: Envelope) -> str:
-        action = self._rule(envelope.rcpt_tos[0], "data")
+        action = self.action(envelope.rcpt_tos[0], "data")
+        delivered = Delivered(
+            envelope.mail_from,
+            list(envelope.rcpt_tos),
+            envelope.original_content or envelope.content or b"",
+        )
         if action == "drop-after-dot":
             with self.lock:  # it arrived, but the client never hears so
-                self.messages.append(
-                    Delivered(
-                        envelope.mail_from,
-                        list(envelope.rcpt_tos),
-                        envelope.original_content or b"",
-                    )
-                )
+                self.messages.append(delivered)
             assert server.transport is not None
             server.transport.abort()
             return "250 never seen"
-        if action:
-            return action
+        reply = await self._act(server, action)
+        if reply:
+            return reply
         with self.lock:
-            self.messages.append(
-                Delivered(
-                    envelope.mail_from,
-                    list(envelope.rcpt_tos),
-                    envelope.original_content or envelope.content or b"",
-                )
-            )
+            self.messages.append(delivered)
         return "250 2.0.0 queued"
 
 
 class CountingSMTP(SMTPServer):
-    """aiosmtpd's server, counting connections so tests can prove sessions are reused."""
+    """aiosmtpd's server, counting connections and RSETs, and able to drop at DATA."""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         handler = self.event_handler
@@ -104,12 +148,29 @@ class CountingSMTP(SMTPServer):
             handler.connections += 1
         super().connection_made(transport)
 
+    async def smtp_RSET(self, arg: str) -> None:
+        with self.event_handler.lock:
+            self.event_handler.rsets += 1
+        await super().smtp_RSET(arg)
+
+    async def smtp_DATA(self, arg: str) -> None:
+        rcpts = self.envelope.rcpt_tos if self.envelope else []
+        action = self.event_handler.action(rcpts[0], "data-cmd") if rcpts else None
+        if action == "drop":
+            assert self.transport is not None
+            self.transport.abort()
+            return
+        if action:
+            await self.push(action)
+            return
+        await super().smtp_DATA(arg)
+
 
 class TestServer(RelayThread):
-    """A RelayThread whose sessions count connections."""
+    """A RelayThread whose sessions count connections and RSETs."""
 
     def _factory(self) -> SMTPServer:
-        return CountingSMTP(self.handler, loop=self.loop, hostname="test.local")
+        return CountingSMTP(self.handler, loop=self.loop, hostname="test.local", **self.smtp_kwargs)
 
 
 @pytest.fixture
@@ -117,9 +178,11 @@ def smtp_server() -> Iterator[Callable[..., tuple[TestServer, RecordingHandler]]
     """Start recording servers on free loopback ports; stop them after the test."""
     started: list[TestServer] = []
 
-    def start(**rules: tuple[str, str]) -> tuple[TestServer, RecordingHandler]:
-        handler = RecordingHandler(rules=dict(rules))
-        server = TestServer(handler).start()
+    def start(
+        throttle_first: int = 0, smtp: dict[str, Any] | None = None, **rules: tuple[Any, ...]
+    ) -> tuple[TestServer, RecordingHandler]:
+        handler = RecordingHandler(rules=dict(rules), throttle_first=throttle_first)
+        server = TestServer(handler, **(smtp or {})).start()
         started.append(server)
         return server, handler
 

@@ -231,6 +231,6 @@ def test_test_to_reaches_the_local_relay(project: Path) -> None:
     box = mailbox.Maildir(str(project.parent.parent / "outbox" / "sept2018"), create=False)
     subjects = sorted(
         str(message_from_bytes(box.get_bytes(key), policy=policy.default)["Subject"])
-        for key in box
+        for key in box.iterkeys()
     )
     assert len(subjects) == 2 and all(s.startswith("[TEST] ") for s in subjects)

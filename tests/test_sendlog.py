@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import time
 from pathlib import Path
 
 import pytest
@@ -55,7 +56,8 @@ def test_sent_deferred_failed_and_due(tmp_path: Path) -> None:
         ("m2@example.org", Outcome.FAILED, 550),
     ):
         log.mark_sending("c", key)
-        log.record("c", DeliveryResult(key, outcome, code, "reply"))
+        retry_at = time.time() + 60 if outcome is Outcome.DEFERRED else None
+        log.record("c", DeliveryResult(key, outcome, code, "reply"), retry_at)
     assert log.due("c") == set()
     assert log.due("c", now=10**12) == {"m1@example.org"}
     row = next(r for r in log.rows("c") if r["key"] == "m2@example.org")
@@ -93,3 +95,37 @@ def test_log_is_in_wal_mode(tmp_path: Path) -> None:
     _planned(tmp_path / "log.sqlite")
     mode = sqlite3.connect(tmp_path / "log.sqlite").execute("PRAGMA journal_mode").fetchone()
     assert mode == ("wal",)
+
+
+def test_unknown_rows_are_due_only_when_asked(tmp_path: Path) -> None:
+    """An unknown recipient is not due by default, only with retry_unknown."""
+    log = _planned(tmp_path / "log.sqlite")
+    log.mark_sending("c", "m0@example.org")
+    log.record("c", DeliveryResult("m0@example.org", Outcome.UNKNOWN, None, "no reply"))
+    assert "m0@example.org" not in log.due("c")
+    assert "m0@example.org" in log.due("c", retry_unknown=True)
+
+
+def test_batched_log_commits_sending_before_returning(tmp_path: Path) -> None:
+    """BatchedLog.sending returns only once another connection can read the committed row."""
+    import asyncio
+
+    from harkat_mail.sendlog import BatchedLog
+
+    path = tmp_path / "log.sqlite"
+    log = _planned(path)
+    seen: list[str] = []
+
+    async def run() -> None:
+        batched = BatchedLog(log, "c")
+        await asyncio.gather(*(batched.sending(f"m{i}@example.org") for i in range(3)))
+        other = sqlite3.connect(path)
+        seen.extend(
+            s for (s,) in other.execute("SELECT state FROM recipient WHERE state != 'skipped'")
+        )
+        batched.record(DeliveryResult("m0@example.org", Outcome.SENT, 250, "ok"), None)
+        await batched.close()
+
+    asyncio.run(run())
+    assert seen == ["sending"] * 3
+    assert log.counts("c") == {"sent": 1, "sending": 2, "skipped": 1}

@@ -11,7 +11,8 @@ from .errors import (
     SendLogError,
 )
 from .models import Campaign, Contact, ContactList, RunSummary, SmtpConfig, State
-from .pipeline import dry_run, plan, prepare, send
+from .pipeline import dry_run, plan, prepare
+from .send import send, send_tests
 from .sendlog import SendLog
 
 __all__ = [
@@ -35,4 +36,5 @@ __all__ = [
     "plan",
     "prepare",
     "send",
+    "send_tests",
 ]

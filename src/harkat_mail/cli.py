@@ -16,8 +16,11 @@ from .config import load_campaign, parse_smtp_url
 from .contacts import load_contacts
 from .errors import ConfigError, HarkatError
 from .models import ListConfig, RunSummary, SmtpConfig
+from .progress import reporter
 from .relay import local_relay
 from .reports import export, status_lines
+from .send import send as send_run
+from .send import send_tests
 from .sendlog import SendLog
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -69,8 +72,15 @@ def _summary(summary: RunSummary) -> None:
         click.echo(f"{summary.rate:.0f} messages/s over {summary.seconds:.2f} s")
     if summary.already_done:
         click.echo(f"{summary.already_done} already delivered by an earlier run")
-    if summary.deferred or summary.unknown:
-        click.echo("some messages were not confirmed: run the same command again later to retry")
+    if summary.stopped_because:
+        click.echo(f"stopped early: {summary.stopped_because}")
+    if summary.deferred or summary.stopped_because or summary.interrupted:
+        click.echo("not everyone has a verdict yet: run the same command again to resume")
+    if summary.unknown:
+        click.echo(
+            f"{summary.unknown} may or may not have arrived (no reply after the final dot); "
+            "they are not resent unless you add --retry-unknown"
+        )
 
 
 def _confirm(what: str, smtp: SmtpConfig, yes: bool) -> None:
@@ -98,6 +108,11 @@ def _confirm(what: str, smtp: SmtpConfig, yes: bool) -> None:
     "--force", is_flag=True, help="Resume even though the YAML, list or template changed."
 )
 @click.option(
+    "--retry-unknown",
+    is_flag=True,
+    help="Also resend recipients whose delivery is unknown (a copy may already have arrived).",
+)
+@click.option(
     "--test-to",
     "test_to",
     multiple=True,
@@ -112,6 +127,7 @@ def send(
     smtp_url: str | None,
     yes: bool,
     force: bool,
+    retry_unknown: bool,
     test_to: tuple[str, ...],
 ) -> None:
     """Send CAMPAIGN_FILE, or resume it: only recipients not yet sent get a message."""
@@ -128,7 +144,7 @@ def send(
     if test_to:
         count = len(test_to) * len(prepared.renderer.languages)
         _confirm(f"Send {count} [TEST] messages of {campaign.name}", smtp, yes)
-        results = pipeline.send_tests(prepared, test_to, smtp)
+        results = send_tests(prepared, test_to, smtp)
         sent = sum(r.outcome == "sent" for r in results)
         click.echo(f"{sent} of {len(results)} test messages accepted; the send log is unchanged")
         for result in results:
@@ -136,7 +152,7 @@ def send(
                 click.echo(f"  {result.key}: {result.outcome} {result.code or ''} {result.reply}")
         sys.exit(0 if sent == len(results) else 1)
     with SendLog(campaign.send_log) as log:
-        todo = pipeline.plan(prepared, log, force)
+        todo = pipeline.plan(prepared, log, force, retry_unknown)
         if limit is not None:
             todo = todo[:limit]
         if not todo:
@@ -148,11 +164,14 @@ def send(
             return
         _confirm(f"Send {len(todo)} messages of {campaign.name}", smtp, yes)
         _say(f"sending {len(todo)} messages of {campaign.name} through {smtp.describe()}")
-        summary = pipeline.send(prepared, log, todo, smtp, progress=_say)
+        with reporter(len(todo)) as show:
+            summary = send_run(prepared, log, todo, smtp, say=_say, progress=show)
     _summary(summary)
     if smtp.local:
         click.echo(f"delivered mail is in {campaign.outbox}")
-    if summary.failed or summary.deferred or summary.unknown:
+    if summary.interrupted:
+        sys.exit(130)
+    if summary.failed or summary.deferred or summary.unknown or summary.stopped_because:
         sys.exit(1)
 
 
@@ -190,7 +209,12 @@ def status(campaign_file: Path) -> None:
         lines = status_lines(
             campaign.name, log.counts(campaign.name), log.skipped_reasons(campaign.name)
         )
+        errors = log.last_errors(campaign.name)
     click.echo("\n".join(lines))
+    if errors:
+        click.echo("last errors:")
+        for email, state, code, reply in errors:
+            click.echo(f"  {email}: {state} {code or ''} {reply}".rstrip())
 
 
 @main.command()

@@ -12,7 +12,7 @@ from typing import Any
 import yaml
 
 from .errors import ConfigError
-from .models import Campaign, ListConfig, SmtpConfig, UnsubscribeConfig
+from .models import Campaign, ListConfig, RetryPolicy, SmtpConfig, UnsubscribeConfig
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _LANG_RE = re.compile(r"^[a-z]{2}$")
@@ -33,8 +33,21 @@ _TOP_KEYS = {
     "unsubscribe",
     "list_id",
     "bilingual",
+    "retry",
 }
-_SMTP_KEYS = {"host", "port", "tls", "username", "password_env", "connections", "rate", "timeout"}
+_SMTP_KEYS = {
+    "per_hour",
+    "per_day",
+    "ca_file",
+    "host",
+    "port",
+    "tls",
+    "username",
+    "password_env",
+    "connections",
+    "rate",
+    "timeout",
+}
 
 
 class _Doc:
@@ -206,6 +219,13 @@ def _smtp(r: _Reader, value: object) -> SmtpConfig:
         password_env=r.text(password_env, ("smtp", "password_env")) if password_env else None,
         connections=r.integer(spec.get("connections", 4), ("smtp", "connections"), 1, 100),
         rate=r.number(spec["rate"], ("smtp", "rate")) if "rate" in spec else None,
+        per_hour=r.integer(spec["per_hour"], ("smtp", "per_hour"), 1, 10**7)
+        if "per_hour" in spec
+        else None,
+        per_day=r.integer(spec["per_day"], ("smtp", "per_day"), 1, 10**8)
+        if "per_day" in spec
+        else None,
+        ca_file=r.path(spec["ca_file"], ("smtp", "ca_file")) if "ca_file" in spec else None,
         timeout=r.number(spec.get("timeout", 30), ("smtp", "timeout")),
     )
 
@@ -250,6 +270,14 @@ def load_campaign(path: str | Path) -> Campaign:
     reply_to = r.address(top["reply_to"], ("reply_to",)) if "reply_to" in top else None
     _, from_addr = parseaddr(senders[default_language])
     list_id = r.text(top.get("list_id", f"{name}.{from_addr.split('@')[1]}"), ("list_id",))
+    retry_spec = r.map(top.get("retry", {}), ("retry",), {"attempts", "delays"})
+    delays = retry_spec.get("delays", list(RetryPolicy().delays))
+    if not isinstance(delays, list) or not delays:
+        raise doc.error(("retry", "delays"), "expected a list of seconds, e.g. [10, 60, 300]")
+    retry = RetryPolicy(
+        attempts=r.integer(retry_spec.get("attempts", 3), ("retry", "attempts"), 1, 50),
+        delays=tuple(r.number(d, ("retry", "delays", str(i))) for i, d in enumerate(delays)),
+    )
     bilingual = top.get("bilingual", "separate")
     if bilingual not in ("separate", "combined"):
         raise doc.error(("bilingual",), f"expected separate or combined, got {bilingual!r}")
@@ -286,6 +314,7 @@ def load_campaign(path: str | Path) -> Campaign:
         ),
         list_id=list_id,
         bilingual=bilingual,
+        retry=retry,
     )
 
 

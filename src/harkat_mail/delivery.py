@@ -1,45 +1,116 @@
-"""Async SMTP delivery: a pool of reused connections, a shared rate limit, reply classification.
+"""Async SMTP delivery: reused connections, one shared rate limit, retries, and honest verdicts.
 
 aiosmtplib stays inside this module. One recipient per transaction, so every reply code
-belongs to exactly one member.
+belongs to exactly one member. DATA is sent in two steps so a lost connection is placed on
+the right side of the final dot: before it the message cannot have been accepted (deferred);
+after it, it may have been (unknown, never resent on its own).
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import re
 import ssl
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 
 import aiosmtplib
 
-from .errors import ConfigError
-from .models import DeliveryResult, Outcome, OutgoingMessage, SmtpConfig
+from .errors import ConfigError, DeliveryError
+from .models import DeliveryResult, Outcome, OutgoingMessage, RetryPolicy, SmtpConfig
 
 _LOOPBACK = ("127.0.0.1", "::1", "localhost")
 MAX_CONNECT_FAILURES = 3
+THROTTLE_CODES = (421, 450, 451, 452, 454)
+_THROTTLE_TEXT = re.compile(r"rate|too many|throttl|slow down|try again later", re.I)
+THROTTLE_STREAK = 3  # this many 4xx in a row across connections reads as throttling
+CALM_STREAK = 50  # deliveries in a row after which a slowed-down run speeds up again
+_DOT_STUFF = re.compile(rb"(?m)^\.")
+
+
+class CapReached(Exception):
+    """The rolling per-day cap is used up; the run stops and resumes later."""
 
 
 class RateLimiter:
-    """One limiter shared by every connection: at most ``rate`` messages per second."""
+    """One limiter for every connection: messages per second plus rolling hour and day caps.
 
-    def __init__(self, rate: float | None) -> None:
-        self.interval = 1.0 / rate if rate else 0.0
+    ``recent`` seeds the caps with the times of earlier sends (from the send log), so a cap
+    holds across runs.
+    """
+
+    def __init__(
+        self,
+        rate: float | None,
+        per_hour: int | None = None,
+        per_day: int | None = None,
+        recent: Iterable[float] = (),
+    ) -> None:
+        self.rate = rate
+        self.configured = rate
+        self.slowed_at = -1.0
         self.next_at = 0.0
+        self.paused_until = 0.0
         self.lock = asyncio.Lock()
+        self.per_hour = per_hour
+        self.per_day = per_day
+        self.sent: deque[float] = deque(sorted(t for t in recent if t > time.time() - 86400))
+
+    def slow_down(self, observed_rate: float) -> float | None:
+        """Halve the rate and pause a second; None when a slow-down happened just now.
+
+        Several connections see the same push-back at once: one slow-down per second.
+        """
+        now = time.monotonic()
+        if now - self.slowed_at < 1.0:
+            return None
+        self.slowed_at = now
+        base = self.rate if self.rate else max(observed_rate, 10.0)
+        self.rate = max(0.5, base / 2)
+        self.paused_until = now + 1.0
+        return self.rate
+
+    def speed_up(self) -> None:
+        """After a calm stretch, win back speed: +50%, up to the configured rate."""
+        if self.rate is None or self.rate == self.configured:
+            return
+        self.rate *= 1.5
+        if self.configured is not None and self.rate >= self.configured:
+            self.rate = self.configured
+        elif self.configured is None and self.rate > 200:
+            self.rate = None
+
+    def _cap_wait(self, now: float) -> float:
+        while self.sent and self.sent[0] <= now - 86400:
+            self.sent.popleft()
+        if self.per_day is not None and len(self.sent) >= self.per_day:
+            resume = time.strftime("%Y-%m-%d %H:%M", time.localtime(self.sent[0] + 86400))
+            raise CapReached(
+                f"the daily cap of {self.per_day} messages is used up; resume after {resume}"
+            )
+        if self.per_hour is not None:
+            in_hour = [t for t in self.sent if t > now - 3600]
+            if len(in_hour) >= self.per_hour:
+                return in_hour[-self.per_hour] + 3600 - now
+        return 0.0
 
     async def wait(self) -> None:
-        """Return when the next message may start."""
-        if not self.interval:
-            return
+        """Return when the next message may start; raise ``CapReached`` at the daily cap."""
         async with self.lock:
+            while True:
+                wait = self._cap_wait(time.time())
+                if wait <= 0:
+                    break
+                await asyncio.sleep(min(wait, 60.0))
             now = time.monotonic()
-            delay = self.next_at - now
-            self.next_at = max(now, self.next_at) + self.interval
-        if delay > 0:
-            await asyncio.sleep(delay)
+            start = max(now, self.next_at, self.paused_until)
+            self.next_at = start + (1.0 / self.rate if self.rate else 0.0)
+            self.sent.append(time.time() + (start - now))
+        if start > now:
+            await asyncio.sleep(start - now)
 
 
 def password_for(config: SmtpConfig) -> str | None:
@@ -63,26 +134,40 @@ def classify(code: int | None) -> Outcome:
     return Outcome.DEFERRED
 
 
+def is_throttling(result: DeliveryResult) -> bool:
+    """A 4xx whose text says the relay wants us to send less."""
+    return result.code in THROTTLE_CODES and bool(_THROTTLE_TEXT.search(result.reply))
+
+
+def tls_context(config: SmtpConfig) -> ssl.SSLContext:
+    """Certificates and host names verified; an extra CA file when the campaign names one."""
+    return ssl.create_default_context(cafile=str(config.ca_file) if config.ca_file else None)
+
+
+class _Undelivered(Exception):
+    """The session broke before the final dot: the message was not accepted."""
+
+
 @dataclass
-class _Connection:
+class _Session:
     """One worker's SMTP session, opened on first use and reopened after a drop."""
 
     config: SmtpConfig
     password: str | None
     client: aiosmtplib.SMTP | None = None
+    dot_sent: bool = False
 
     async def ensure(self) -> aiosmtplib.SMTP:
         if self.client is not None and self.client.is_connected:
             return self.client
-        context = ssl.create_default_context()  # certificates and host names verified
+        tls = self.config.tls
         client = aiosmtplib.SMTP(
             hostname=self.config.host,
             port=self.config.port,
             timeout=self.config.timeout,
-            use_tls=self.config.tls == "tls",
-            start_tls=self.config.tls == "starttls",
-            tls_context=context if self.config.tls != "none" else None,
-            validate_certs=self.config.tls != "none",
+            use_tls=tls == "tls",
+            start_tls=tls == "starttls",  # True: STARTTLS or an error, never a silent downgrade
+            tls_context=tls_context(self.config) if tls != "none" else None,
         )
         await client.connect()
         if self.config.username and self.password is not None:
@@ -102,86 +187,233 @@ class _Connection:
             pass
         client.close()
 
+    async def _data(self, client: aiosmtplib.SMTP, data: bytes) -> aiosmtplib.SMTPResponse:
+        start = await client.execute_command(b"DATA")
+        if start.code != 354:
+            raise aiosmtplib.SMTPDataError(start.code, start.message)
+        protocol = client.protocol
+        if protocol is None:
+            raise _Undelivered("connection lost after DATA")
+        body = _DOT_STUFF.sub(b"..", data)
+        protocol.write(body if body.endswith(b"\r\n") else body + b"\r\n")
+        await asyncio.sleep(0)  # let a close or reset that already arrived be noticed
+        if not client.is_connected:
+            raise _Undelivered("connection lost before the final dot")
+        # From the dot on, a lost reply means the message may have been accepted.
+        self.dot_sent = True
+        protocol.write(b".\r\n")
+        response = await protocol.read_response(timeout=self.config.timeout)
+        if response.code != 250:
+            raise aiosmtplib.SMTPDataError(response.code, response.message)
+        return response
 
-async def _send_one(
-    conn: _Connection, message: OutgoingMessage, on_sending: Callable[[OutgoingMessage], None]
-) -> DeliveryResult:
-    client = await conn.ensure()
-    in_data = False
-    try:
-        await client.mail(message.sender)
-        await client.rcpt(message.recipient)
-        on_sending(message)
-        in_data = True
-        response = await client.data(message.data)
-        return DeliveryResult(message.key, Outcome.SENT, response.code, response.message)
-    except aiosmtplib.SMTPResponseException as exc:
-        if exc.code == 421:  # the server is closing this session: no RSET, reconnect next time
-            await conn.drop(polite=False)
-        else:
-            try:
-                await client.rset()
-            except (aiosmtplib.SMTPException, OSError):
-                await conn.drop(polite=False)
-        return DeliveryResult(message.key, classify(exc.code), exc.code, exc.message)
-    except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
-        await conn.drop(polite=False)
-        # After the message went out, a lost reply means it may have been delivered.
-        outcome = Outcome.UNKNOWN if in_data else Outcome.DEFERRED
-        return DeliveryResult(message.key, outcome, None, f"{type(exc).__name__}: {exc}")
+    async def send(
+        self, message: OutgoingMessage, on_sending: Callable[[OutgoingMessage], Awaitable[None]]
+    ) -> DeliveryResult:
+        client = await self.ensure()
+        self.dot_sent = False
+        try:
+            await client.mail(message.sender)
+            await client.rcpt(message.recipient)
+            await on_sending(message)  # committed before DATA
+            response = await self._data(client, message.data)
+            return DeliveryResult(message.key, Outcome.SENT, response.code, response.message)
+        except aiosmtplib.SMTPResponseException as exc:
+            if exc.code == 421:  # the server is closing this session: no RSET, reconnect
+                await self.drop(polite=False)
+            else:
+                try:
+                    await client.rset()
+                except (aiosmtplib.SMTPException, OSError):
+                    await self.drop(polite=False)
+            return DeliveryResult(message.key, classify(exc.code), exc.code, exc.message)
+        except (_Undelivered, aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+            await self.drop(polite=False)
+            if self.dot_sent:
+                return DeliveryResult(
+                    message.key,
+                    Outcome.UNKNOWN,
+                    None,
+                    f"no reply after the final dot ({type(exc).__name__}: {exc})",
+                )
+            return DeliveryResult(
+                message.key, Outcome.DEFERRED, None, f"{type(exc).__name__}: {exc}"
+            )
+
+
+@dataclass
+class DeliveryHooks:
+    """How delivery reports to its caller (the pipeline owns the send log)."""
+
+    sending: Callable[[OutgoingMessage], Awaitable[None]]
+    result: Callable[[DeliveryResult, float | None], None]  # verdict, next try (deferred)
+    notice: Callable[[str], None] = lambda _: None
+
+
+@dataclass
+class _Run:
+    """State shared by the workers of one ``deliver`` call."""
+
+    queue: asyncio.Queue[OutgoingMessage | None]
+    slots: asyncio.Semaphore
+    outstanding: int = 0
+    fed_all: bool = False
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+    retries: set[asyncio.TimerHandle] = field(default_factory=set)
+    streak: int = 0
+    calm: int = 0
+    started: float = field(default_factory=time.monotonic)
+    sent: int = 0
+    stop_reason: str = ""
+
+    def finish_one(self) -> None:
+        self.outstanding -= 1
+        self.slots.release()
+        if self.fed_all and self.outstanding == 0:
+            self.done.set()
 
 
 async def deliver(
     config: SmtpConfig,
-    queue: asyncio.Queue[OutgoingMessage | None],
-    on_sending: Callable[[OutgoingMessage], None],
-    on_result: Callable[[DeliveryResult], None],
-) -> None:
-    """Drain ``queue`` over ``config.connections`` reused sessions until it yields None.
+    policy: RetryPolicy,
+    messages: AsyncIterator[OutgoingMessage],
+    hooks: DeliveryHooks,
+    stop: asyncio.Event | None = None,
+    prior_attempts: Mapping[str, int] | None = None,
+    recent_sends: Iterable[float] = (),
+) -> str:
+    """Send every message over ``config.connections`` reused sessions; return why it stopped.
 
-    ``on_sending`` runs after RCPT is accepted and before DATA; ``on_result`` once per message.
+    Deferred messages are retried in this run after the policy's delays until their attempts
+    are used up (then failed). Throttling replies slow everyone down and do not use up an
+    attempt. Setting ``stop`` ends the run after the messages in progress. The return value is
+    empty when the run went through its list, else the reason it stopped early.
     """
     password = password_for(config)
-    limiter = RateLimiter(config.rate)
+    stop = stop or asyncio.Event()
+    limiter = RateLimiter(config.rate, config.per_hour, config.per_day, recent_sends)
+    run = _Run(asyncio.Queue(), asyncio.Semaphore(config.connections * 4))
+    attempts: dict[str, int] = dict(prior_attempts or {})
+
+    def retry_later(message: OutgoingMessage, delay: float) -> None:
+        def put() -> None:
+            run.retries.discard(handle)
+            run.queue.put_nowait(message)
+
+        handle = asyncio.get_running_loop().call_later(delay, put)
+        run.retries.add(handle)
+
+    def settle(message: OutgoingMessage, result: DeliveryResult) -> None:
+        """Record a verdict; schedule a retry or close the message's slot."""
+        throttled = result.outcome is Outcome.DEFERRED and (
+            is_throttling(result) or run.streak + 1 >= THROTTLE_STREAK
+        )
+        run.streak = run.streak + 1 if result.outcome is Outcome.DEFERRED else 0
+        if result.outcome is Outcome.SENT:
+            run.sent += 1
+            run.calm += 1
+            if run.calm >= CALM_STREAK:
+                run.calm = 0
+                limiter.speed_up()
+        if throttled:
+            run.calm = 0
+            elapsed = max(time.monotonic() - run.started, 0.001)
+            rate = limiter.slow_down(run.sent / elapsed)
+            if rate is not None:
+                hooks.notice(
+                    f"the relay is pushing back ({result.code} {result.reply.strip()[:60]}): "
+                    f"slowing down to {rate:.1f} messages/s"
+                )
+            run.streak = 0
+        else:
+            attempts[message.key] = attempts.get(message.key, 0) + 1
+        retry = result.outcome is Outcome.DEFERRED and not stop.is_set()
+        if retry and attempts.get(message.key, 0) >= policy.attempts:
+            result = DeliveryResult(
+                message.key,
+                Outcome.FAILED,
+                result.code,
+                f"gave up after {policy.attempts} attempts: {result.reply}",
+            )
+            retry = False
+        delay = 1.0 if throttled else policy.delay(attempts.get(message.key, 1))
+        hooks.result(result, time.time() + delay if result.outcome is Outcome.DEFERRED else None)
+        if retry:
+            retry_later(message, delay)
+        else:
+            run.finish_one()
+
+    async def feed() -> None:
+        try:
+            async for message in messages:
+                await run.slots.acquire()
+                if stop.is_set():
+                    run.slots.release()
+                    break
+                run.outstanding += 1
+                run.queue.put_nowait(message)
+        finally:
+            run.fed_all = True
+            if run.outstanding == 0:
+                run.done.set()
 
     async def worker() -> None:
-        conn = _Connection(config, password)
+        session = _Session(config, password)
         connect_failures = 0
         try:
             while True:
-                message = await queue.get()
+                message = await run.queue.get()
                 if message is None:
-                    queue.put_nowait(None)  # let the other workers see the end too
                     return
-                await limiter.wait()
+                if stop.is_set():  # not started: it stays pending in the log
+                    run.finish_one()
+                    continue
                 try:
-                    result = await _send_one(conn, message, on_sending)
+                    await limiter.wait()
+                except CapReached as exc:
+                    run.stop_reason = str(exc)
+                    stop.set()
+                    run.finish_one()
+                    continue
+                try:
+                    result = await session.send(message, hooks.sending)
                     connect_failures = 0
                 except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
                     connect_failures += 1
-                    reason = f"cannot connect to {config.describe()}: {exc}"
-                    # A session that cannot be opened says nothing about this recipient.
                     code = getattr(exc, "code", None)
+                    reason = f"cannot open a session with {config.describe()}: {exc}"
+                    if connect_failures >= MAX_CONNECT_FAILURES or _is_fatal(exc):
+                        run.stop_reason = reason
+                        stop.set()
+                    # A session that cannot be opened says nothing about this recipient.
                     result = DeliveryResult(message.key, Outcome.DEFERRED, code, reason)
-                on_result(result)
-                if connect_failures >= MAX_CONNECT_FAILURES:
-                    await _drain(queue, on_result, result.reply)
-                    return
+                settle(message, result)
         finally:
-            await conn.drop(polite=True)
+            await session.drop(polite=True)
 
-    await asyncio.gather(*(worker() for _ in range(config.connections)))
+    async def stopper() -> None:
+        await stop.wait()
+        for handle in list(run.retries):  # waiting retries stay deferred in the log
+            handle.cancel()
+            run.retries.discard(handle)
+            run.finish_one()
+
+    workers = [asyncio.create_task(worker()) for _ in range(config.connections)]
+    feeder = asyncio.create_task(feed())
+    watcher = asyncio.create_task(stopper())
+    await run.done.wait()
+    for _ in workers:
+        run.queue.put_nowait(None)
+    await asyncio.gather(*workers)
+    feeder.cancel()
+    watcher.cancel()
+    if run.stop_reason and "cannot open a session" in run.stop_reason and run.sent == 0:
+        raise DeliveryError(f"{run.stop_reason}; nothing was sent")
+    return run.stop_reason
 
 
-async def _drain(
-    queue: asyncio.Queue[OutgoingMessage | None],
-    on_result: Callable[[DeliveryResult], None],
-    reply: str,
-) -> None:
-    """The relay is unreachable: defer everything left instead of hammering it."""
-    while True:
-        message = await queue.get()
-        if message is None:
-            queue.put_nowait(None)
-            return
-        on_result(DeliveryResult(message.key, Outcome.DEFERRED, None, reply))
+def _is_fatal(exc: BaseException) -> bool:
+    """Errors that retrying cannot fix: TLS refused or unverifiable, authentication refused."""
+    if isinstance(exc, ssl.SSLError | aiosmtplib.SMTPAuthenticationError):
+        return True
+    return isinstance(exc, aiosmtplib.SMTPException) and "STARTTLS" in str(exc)

@@ -35,7 +35,10 @@ class SmtpConfig:
     password_env: str | None = None
     connections: int = 4
     rate: float | None = None  # messages per second across all connections
+    per_hour: int | None = None  # rolling caps, across runs (the send log remembers)
+    per_day: int | None = None
     timeout: float = 30.0
+    ca_file: Path | None = None  # extra trust anchors; certificates are always verified
 
     def describe(self) -> str:
         """A human label for prompts and summaries; never includes a password."""
@@ -43,6 +46,18 @@ class SmtpConfig:
             return "the embedded capture relay"
         user = f"{self.username}@" if self.username else ""
         return f"{user}{self.host}:{self.port} (tls: {self.tls})"
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often and how soon a deferred recipient is tried again."""
+
+    attempts: int = 3  # tries in all, counting the first; then the recipient is failed
+    delays: tuple[float, ...] = (10.0, 60.0, 300.0)  # seconds before try 2, 3, ...
+
+    def delay(self, attempt: int) -> float:
+        """The wait after the ``attempt``-th try (1-based); the last delay repeats."""
+        return self.delays[min(attempt, len(self.delays)) - 1] if self.delays else 0.0
 
 
 @dataclass(frozen=True)
@@ -86,6 +101,7 @@ class Campaign:
     unsubscribe: UnsubscribeConfig
     list_id: str
     bilingual: Literal["separate", "combined"] = "separate"
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
 
     def sender_for(self, language: str) -> str:
         """The From header for a language, falling back to the default language."""
@@ -192,6 +208,8 @@ class RunSummary:
     seconds: float
     previews: Path | None = None
     warnings: tuple[str, ...] = ()
+    interrupted: bool = False
+    stopped_because: str = ""  # why the run ended before its list did (cap, relay down)
 
     @property
     def rate(self) -> float:

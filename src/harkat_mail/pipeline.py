@@ -2,33 +2,26 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import hashlib
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from .checks import GMAIL_CLIP_BYTES, check_html
-from .contacts import check_address, load_contacts
-from .delivery import deliver, password_for
-from .errors import ConfigError, HarkatError, RenderError
+from .contacts import load_contacts
+from .errors import RenderError
 from .message import message_id
 from .mime import VariantMessages
 from .models import (
     Campaign,
     Contact,
     ContactList,
-    DeliveryResult,
-    Outcome,
     OutgoingMessage,
     RenderedContent,
     RunSummary,
-    SmtpConfig,
 )
-from .relay import local_relay
 from .render import Renderer
 from .reports import Preview, write_previews
 from .sendlog import SendLog, reason_label
@@ -141,7 +134,9 @@ def _reasons(contacts: ContactList) -> dict[str, int]:
     return dict(Counter(reason_label(r.reason) for r in contacts.rejected))
 
 
-def plan(prepared: Prepared, log: SendLog, force: bool) -> list[Contact]:
+def plan(
+    prepared: Prepared, log: SendLog, force: bool, retry_unknown: bool = False
+) -> list[Contact]:
     """Record the run's inputs and rows; return the contacts due now, in list order."""
     campaign = prepared.campaign
     log.check_inputs(campaign.name, input_fingerprints(campaign), force)
@@ -149,130 +144,5 @@ def plan(prepared: Prepared, log: SendLog, force: bool) -> list[Contact]:
     contacts = prepared.contacts
     ids = {c.key: message_id(campaign, c.key) for c in contacts.contacts}
     log.plan(campaign.name, contacts.contacts, contacts.rejected, ids)
-    due = log.due(campaign.name)
+    due = log.due(campaign.name, retry_unknown=retry_unknown)
     return [c for c in contacts.contacts if c.key in due]
-
-
-@contextlib.contextmanager
-def relay_for(campaign: Campaign, smtp: SmtpConfig) -> Iterator[SmtpConfig]:
-    """The relay to deliver through: the embedded capture relay is started for ``local``."""
-    password_for(smtp)  # a missing password is a configuration error before any connection
-    if not smtp.local:
-        yield smtp
-        return
-    relay = local_relay(campaign.outbox).start()
-    try:
-        yield replace(smtp, host=relay.host, port=relay.port, tls="none")
-    finally:
-        relay.stop()
-
-
-def send_tests(
-    prepared: Prepared, addresses: Sequence[str], smtp: SmtpConfig
-) -> list[DeliveryResult]:
-    """One ``[TEST]`` message per variant to each staff address; the send log is not touched.
-
-    Each variant is rendered for its first recipient, so staff see real personalisation.
-    """
-    messages: list[OutgoingMessage] = []
-    firsts: dict[str, Contact] = {}
-    for contact in prepared.contacts.contacts:
-        firsts.setdefault(prepared.renderer.language_for(contact), contact)
-    for address in addresses:
-        email, reason = check_address(address)
-        if email is None:
-            raise ConfigError(f"--test-to {address}: {reason}")
-        for language, contact in sorted(firsts.items()):
-            content = prepared.renderer.render(contact)
-            content = replace(content, subject=f"[TEST] {content.subject}")
-            staff = replace(
-                contact,
-                key=f"test:{language}:{email.lower()}",
-                email=email,
-                first_name="",
-                last_name="",
-            )
-            messages.append(
-                prepared.builders[language].build(staff, content, content.unsubscribe_url)
-            )
-    results: list[DeliveryResult] = []
-
-    async def run(config: SmtpConfig) -> None:
-        queue: asyncio.Queue[OutgoingMessage | None] = asyncio.Queue()
-        for message in messages:
-            queue.put_nowait(message)
-        queue.put_nowait(None)
-        await deliver(config, queue, lambda _: None, results.append)
-
-    with relay_for(prepared.campaign, smtp) as relay:
-        asyncio.run(run(relay))
-    return results
-
-
-def send(
-    prepared: Prepared,
-    log: SendLog,
-    todo: Sequence[Contact],
-    smtp: SmtpConfig,
-    progress: Progress = lambda _: None,
-) -> RunSummary:
-    """Deliver ``todo`` through ``smtp`` (the embedded relay when local) and log every verdict."""
-    campaign = prepared.campaign
-    started = time.perf_counter()
-    tally: Counter[Outcome] = Counter()
-    with relay_for(campaign, smtp) as relay:
-        asyncio.run(_send_all(prepared, log, todo, relay, tally, progress))
-    counts = log.counts(campaign.name)
-    return RunSummary(
-        campaign=campaign.name,
-        dry_run=False,
-        planned=len(todo),
-        delivered=tally[Outcome.SENT],
-        deferred=tally[Outcome.DEFERRED],
-        failed=tally[Outcome.FAILED],
-        unknown=tally[Outcome.UNKNOWN],
-        skipped=log.skipped_reasons(campaign.name),
-        already_done=counts.get("sent", 0) - tally[Outcome.SENT],
-        seconds=time.perf_counter() - started,
-    )
-
-
-async def _send_all(
-    prepared: Prepared,
-    log: SendLog,
-    todo: Sequence[Contact],
-    smtp: SmtpConfig,
-    tally: Counter[Outcome],
-    progress: Progress,
-) -> None:
-    name = prepared.campaign.name
-    # Bounded: rendering runs ahead of the connections by a few messages, not the whole list.
-    queue: asyncio.Queue[OutgoingMessage | None] = asyncio.Queue(maxsize=smtp.connections * 4)
-    last_report = time.monotonic()
-
-    def on_sending(message: OutgoingMessage) -> None:
-        log.mark_sending(name, message.key)
-
-    def on_result(result: DeliveryResult) -> None:
-        nonlocal last_report
-        log.record(name, result)
-        tally[result.outcome] += 1
-        if time.monotonic() - last_report >= PROGRESS_EVERY:
-            last_report = time.monotonic()
-            done = sum(tally.values())
-            progress(
-                f"{done}/{len(todo)} handled: {tally[Outcome.SENT]} sent, "
-                f"{tally[Outcome.DEFERRED]} deferred, {tally[Outcome.FAILED]} failed"
-            )
-
-    async def produce() -> None:
-        for contact in todo:
-            try:
-                message = prepared.compose(contact)
-            except (RenderError, HarkatError) as exc:
-                on_result(DeliveryResult(contact.key, Outcome.FAILED, None, f"not rendered: {exc}"))
-                continue
-            await queue.put(message)
-        await queue.put(None)
-
-    await asyncio.gather(produce(), deliver(smtp, queue, on_sending, on_result))

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -45,8 +47,8 @@ _OUTCOME_STATE = {
     Outcome.FAILED: State.FAILED,
     Outcome.UNKNOWN: State.UNKNOWN,
 }
-# Deferred recipients wait this long (seconds) before the attempt after the Nth.
-BACKOFF = (60.0, 300.0, 1800.0, 7200.0)
+# A state change: a key going to `sending`, or a verdict with the time of its next try.
+Change = str | tuple[DeliveryResult, float | None]
 
 
 class SendLog:
@@ -56,7 +58,8 @@ class SendLog:
         self.path = path
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            self.db = sqlite3.connect(path, isolation_level=None)
+            # One writer thread at a time (see BatchedLog), so the connection may change threads.
+            self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
             self.db.execute("PRAGMA journal_mode=WAL")
             # FULL: a committed `sending` or `sent` survives power loss, not only a crash.
             self.db.execute("PRAGMA synchronous=FULL")
@@ -158,12 +161,18 @@ class SendLog:
                 ),
             )
 
-    def due(self, campaign: str, now: float | None = None) -> set[str]:
-        """Keys to send now: `pending`, and `deferred` whose wait is over."""
+    def due(self, campaign: str, now: float | None = None, retry_unknown: bool = False) -> set[str]:
+        """Keys to send now: `pending`, `deferred` whose wait is over, `unknown` if asked."""
         rows = self.db.execute(
-            "SELECT key FROM recipient WHERE campaign = ? AND (state = ? OR"
+            "SELECT key FROM recipient WHERE campaign = ? AND (state = ? OR state = ? OR"
             " (state = ? AND COALESCE(next_attempt_at, 0) <= ?))",
-            (campaign, State.PENDING, State.DEFERRED, now if now is not None else time.time()),
+            (
+                campaign,
+                State.PENDING,
+                State.UNKNOWN if retry_unknown else State.PENDING,
+                State.DEFERRED,
+                now if now is not None else time.time(),
+            ),
         )
         return {key for (key,) in rows}
 
@@ -175,20 +184,54 @@ class SendLog:
             (State.SENDING, time.time(), campaign, key),
         )
 
-    def record(self, campaign: str, result: DeliveryResult) -> None:
-        """Store the relay's verdict; a deferral gets its next attempt time."""
-        now = time.time()
-        state = _OUTCOME_STATE[result.outcome]
-        attempts = self.db.execute(
-            "SELECT attempts FROM recipient WHERE campaign = ? AND key = ?", (campaign, result.key)
-        ).fetchone()
-        tries = max(1, attempts[0] if attempts else 1)
-        retry_at = now + BACKOFF[min(tries, len(BACKOFF)) - 1] if state == State.DEFERRED else None
+    def record(self, campaign: str, result: DeliveryResult, retry_at: float | None = None) -> None:
+        """Store the relay's verdict; a deferral carries the time of its next try."""
         self.db.execute(
             "UPDATE recipient SET state = ?, code = ?, reply = ?, next_attempt_at = ?,"
             " updated_at = ? WHERE campaign = ? AND key = ?",
-            (state, result.code, result.reply[:500], retry_at, now, campaign, result.key),
+            (
+                _OUTCOME_STATE[result.outcome],
+                result.code,
+                result.reply[:500],
+                retry_at,
+                time.time(),
+                campaign,
+                result.key,
+            ),
         )
+
+    def apply(self, campaign: str, changes: Iterable[Change]) -> None:
+        """Several state changes in one durable transaction (one fsync for all of them)."""
+        with self._transaction():
+            for change in changes:
+                if isinstance(change, str):
+                    self.mark_sending(campaign, change)
+                else:
+                    self.record(campaign, *change)
+
+    def attempts(self, campaign: str) -> dict[str, int]:
+        """Tries made so far per recipient (for the retry limit across runs)."""
+        rows = self.db.execute(
+            "SELECT key, attempts FROM recipient WHERE campaign = ? AND attempts > 0", (campaign,)
+        )
+        return {key: n for key, n in rows}
+
+    def recent_sends(self, since: float) -> list[float]:
+        """Times of messages handed to the relay since ``since``, in every campaign of the log."""
+        rows = self.db.execute(
+            "SELECT updated_at FROM recipient WHERE state IN (?, ?, ?) AND updated_at >= ?",
+            (State.SENT, State.SENDING, State.UNKNOWN, since),
+        )
+        return [t for (t,) in rows]
+
+    def last_errors(self, campaign: str, limit: int = 5) -> list[tuple[str, str, int | None, str]]:
+        """The latest failed, deferred or unknown recipients: (email, state, code, reply)."""
+        rows = self.db.execute(
+            "SELECT email, state, code, reply FROM recipient WHERE campaign = ? AND state IN"
+            " (?, ?, ?) ORDER BY updated_at DESC LIMIT ?",
+            (campaign, State.FAILED, State.DEFERRED, State.UNKNOWN, limit),
+        )
+        return list(rows)
 
     def counts(self, campaign: str) -> dict[str, int]:
         """Rows per state for a campaign."""
@@ -239,3 +282,58 @@ def reason_label(reason: str) -> str:
         if reason.startswith(prefix):
             return prefix
     return reason
+
+
+class BatchedLog:
+    """Group commit for a send run: many connections' changes share one transaction.
+
+    ``sending`` waits until its row is committed (the rule: committed before DATA); verdicts
+    are queued and committed with the next batch. Commits run on one worker thread, so the
+    event loop keeps serving connections during the fsync.
+    """
+
+    def __init__(self, log: SendLog, campaign: str) -> None:
+        self.log = log
+        self.campaign = campaign
+        self.pending: list[tuple[Change, asyncio.Future[None] | None]] = []
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sendlog")
+        self.flushing: asyncio.Task[None] | None = None
+
+    async def sending(self, key: str) -> None:
+        """Mark ``key`` as being sent and return once that is durable."""
+        future = asyncio.get_running_loop().create_future()
+        self._add(key, future)
+        await future
+
+    def record(self, result: DeliveryResult, retry_at: float | None) -> None:
+        """Queue a verdict for the next commit."""
+        self._add((result, retry_at), None)
+
+    def _add(self, change: Change, future: asyncio.Future[None] | None) -> None:
+        self.pending.append((change, future))
+        if self.flushing is None or self.flushing.done():
+            self.flushing = asyncio.get_running_loop().create_task(self._flush())
+
+    async def _flush(self) -> None:
+        loop = asyncio.get_running_loop()
+        while self.pending:
+            batch, self.pending = self.pending, []
+            changes = [change for change, _ in batch]
+            try:
+                await loop.run_in_executor(self.executor, self.log.apply, self.campaign, changes)
+            except BaseException as exc:
+                for _, future in batch:
+                    if future is not None and not future.done():
+                        future.set_exception(SendLogError(f"{self.log.path}: {exc}"))
+                raise
+            for _, future in batch:
+                if future is not None and not future.done():
+                    future.set_result(None)
+
+    async def close(self) -> None:
+        """Commit whatever is queued and stop the writer thread."""
+        while self.flushing is not None and not self.flushing.done():
+            await self.flushing
+        if self.pending:
+            await self._flush()
+        self.executor.shutdown(wait=True)
