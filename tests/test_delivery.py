@@ -57,7 +57,7 @@ def _deliver(
         local=False,
         host="127.0.0.1",
         port=port,
-        tls="none",
+        tls=smtp.pop("tls", "none"),
         connections=connections,
         timeout=smtp.pop("timeout", 5),
         **smtp,

@@ -234,3 +234,27 @@ def test_test_to_reaches_the_local_relay(project: Path) -> None:
         for key in box.iterkeys()
     )
     assert len(subjects) == 2 and all(s.startswith("[TEST] ") for s in subjects)
+
+
+def test_status_shows_last_errors_and_report_is_formula_safe(project: Path, smtp_server) -> None:
+    """status lists the latest errors; the CSV report neutralises cells a spreadsheet would run."""
+    server, _ = smtp_server(nadia=("rcpt", "550 =HYPERLINK(no such user)"))
+    _run("send", str(project), "--smtp", f"smtp://127.0.0.1:{server.port}", "--yes")
+    code, status = _run("status", str(project))
+    assert "last errors:" in status and "failed 550" in status
+    code, report = _run("report", str(project), "--format", "csv")
+    rows = list(csv.DictReader(report.splitlines()))
+    failed = [r for r in rows if r["state"] == "failed"]
+    assert failed and all(r["reply"] == "'=HYPERLINK(no such user)" for r in failed)
+    assert {
+        "email",
+        "member_id",
+        "language",
+        "state",
+        "attempts",
+        "code",
+        "reply",
+        "message_id",
+        "created_at",
+        "updated_at",
+    } <= set(rows[0])

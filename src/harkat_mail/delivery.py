@@ -171,7 +171,17 @@ class _Session:
         )
         await client.connect()
         if self.config.username and self.password is not None:
-            await client.login(self.config.username, self.password)
+            # One mechanism, not aiosmtplib's try-them-all login(): a refusal must read as
+            # the server's 535, not as a later mechanism's timeout.
+            if not client.server_auth_methods:
+                await client.ehlo()
+            methods = client.server_auth_methods
+            if "plain" in methods:
+                await client.auth_plain(self.config.username, self.password)
+            elif "login" in methods:
+                await client.auth_login(self.config.username, self.password)
+            else:
+                await client.login(self.config.username, self.password)
         self.client = client
         return client
 

@@ -72,6 +72,12 @@ class RelayThread:
 
             async def close() -> None:
                 server.close()
+                # Sessions still open (a client that never said QUIT) end with the relay.
+                current = asyncio.current_task()
+                tasks = [t for t in asyncio.all_tasks() if t is not current]
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
                 await server.wait_closed()
 
             with contextlib.suppress(TimeoutError):
