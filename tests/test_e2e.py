@@ -258,3 +258,19 @@ def test_status_shows_last_errors_and_report_is_formula_safe(project: Path, smtp
         "created_at",
         "updated_at",
     } <= set(rows[0])
+
+
+def test_large_runs_render_in_a_worker_process(project: Path, smtp_server, monkeypatch) -> None:
+    """With the render worker in use, each member still gets exactly one, personalised message."""
+    from harkat_mail import renderpool
+
+    monkeypatch.setattr(renderpool, "POOL_FROM", 10)
+    monkeypatch.setattr(renderpool, "BATCH", 40)
+    server, handler = smtp_server()
+    code, out = _run("send", str(project), "--smtp", f"smtp://127.0.0.1:{server.port}", "--yes")
+    assert code == 0, out
+    expected = _expected(project)
+    assert sorted(m.rcpt_tos[0].lower() for m in handler.messages) == sorted(expected)
+    for delivered in handler.messages:
+        first = " ".join(expected[delivered.rcpt_tos[0].lower()]["first_name"].split())
+        assert first.lower() in delivered.message.get_body(("plain",)).get_content().lower()

@@ -28,7 +28,6 @@ THROTTLE_CODES = (421, 450, 451, 452, 454)
 _THROTTLE_TEXT = re.compile(r"rate|too many|throttl|slow down|try again later", re.I)
 THROTTLE_STREAK = 3  # this many 4xx in a row across connections reads as throttling
 CALM_STREAK = 50  # deliveries in a row after which a slowed-down run speeds up again
-_DOT_STUFF = re.compile(rb"(?m)^\.")
 
 
 class CapReached(Exception):
@@ -144,6 +143,13 @@ def tls_context(config: SmtpConfig) -> ssl.SSLContext:
     return ssl.create_default_context(cafile=str(config.ca_file) if config.ca_file else None)
 
 
+async def _command(client: aiosmtplib.SMTP, line: bytes) -> None:
+    """One command expecting 250; addresses are validated upstream, so no re-parsing here."""
+    response = await client.execute_command(line)
+    if response.code != 250:
+        raise aiosmtplib.SMTPResponseException(response.code, response.message)
+
+
 class _Undelivered(Exception):
     """The session broke before the final dot: the message was not accepted."""
 
@@ -170,11 +176,14 @@ class _Session:
             tls_context=tls_context(self.config) if tls != "none" else None,
         )
         await client.connect()
+        if client.is_ehlo_or_helo_needed:  # commands below go out raw: greet first
+            try:
+                await client.ehlo()
+            except aiosmtplib.SMTPHeloError:
+                await client.helo()
         if self.config.username and self.password is not None:
             # One mechanism, not aiosmtplib's try-them-all login(): a refusal must read as
             # the server's 535, not as a later mechanism's timeout.
-            if not client.server_auth_methods:
-                await client.ehlo()
             methods = client.server_auth_methods
             if "plain" in methods:
                 await client.auth_plain(self.config.username, self.password)
@@ -204,7 +213,8 @@ class _Session:
         protocol = client.protocol
         if protocol is None:
             raise _Undelivered("connection lost after DATA")
-        body = _DOT_STUFF.sub(b"..", data)
+        # Dot-stuffing; the data starts with a header, so only a "." after a line end counts.
+        body = data.replace(b"\n.", b"\n..") if b"\n." in data else data
         protocol.write(body if body.endswith(b"\r\n") else body + b"\r\n")
         await asyncio.sleep(0)  # let a close or reset that already arrived be noticed
         if not client.is_connected:
@@ -223,8 +233,8 @@ class _Session:
         client = await self.ensure()
         self.dot_sent = False
         try:
-            await client.mail(message.sender)
-            await client.rcpt(message.recipient)
+            await _command(client, b"MAIL FROM:<" + message.sender.encode() + b">")
+            await _command(client, b"RCPT TO:<" + message.recipient.encode() + b">")
             await on_sending(message)  # committed before DATA
             response = await self._data(client, message.data)
             return DeliveryResult(message.key, Outcome.SENT, response.code, response.message)
@@ -415,8 +425,10 @@ async def deliver(
     for _ in workers:
         run.queue.put_nowait(None)
     await asyncio.gather(*workers)
-    feeder.cancel()
     watcher.cancel()
+    if feeder.done() and not feeder.cancelled() and feeder.exception() is not None:
+        raise feeder.exception()  # type: ignore[misc]  # rendering broke: say so, loudly
+    feeder.cancel()
     if run.stop_reason and "cannot open a session" in run.stop_reason and run.sent == 0:
         raise DeliveryError(f"{run.stop_reason}; nothing was sent")
     return run.stop_reason

@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 
 from .contacts import check_address
 from .delivery import DeliveryHooks, deliver, password_for
-from .errors import ConfigError, HarkatError
+from .errors import ConfigError
 from .models import (
     Campaign,
     Contact,
@@ -24,6 +24,7 @@ from .models import (
 )
 from .pipeline import Prepared
 from .relay import local_relay
+from .renderpool import rendered
 from .sendlog import BatchedLog, SendLog
 
 
@@ -135,17 +136,8 @@ def send(
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(signal.SIGINT, on_interrupt)
 
-        async def messages() -> AsyncIterator[OutgoingMessage]:
-            for index, contact in enumerate(todo):
-                try:
-                    yield prepared.compose(contact)
-                except HarkatError as exc:
-                    on_result(
-                        DeliveryResult(contact.key, Outcome.FAILED, None, f"not rendered: {exc}"),
-                        None,
-                    )
-                if index % 32 == 31:
-                    await asyncio.sleep(0)  # rendering must not starve the connections
+        def not_rendered(key: str, error: str) -> None:
+            on_result(DeliveryResult(key, Outcome.FAILED, None, f"not rendered: {error}"), None)
 
         async def on_sending(message: OutgoingMessage) -> None:
             await batched.sending(message.key)
@@ -172,7 +164,7 @@ def send(
             return await deliver(
                 relay,
                 campaign.retry,
-                messages(),
+                rendered(prepared, todo, not_rendered),
                 DeliveryHooks(on_sending, on_result, say),
                 stop,
                 log.attempts(campaign.name),
