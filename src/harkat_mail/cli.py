@@ -190,7 +190,7 @@ def validate(campaign_file: Path) -> None:
         languages[lang] = languages.get(lang, 0) + 1
     for lang, n in sorted(languages.items()):
         click.echo(f"  {campaign.contacts.segment_name} / {lang}: {n}")
-    for reason, n in sorted(pipeline._reasons(contacts).items()):
+    for reason, n in sorted(pipeline.rejected_by_reason(contacts).items()):
         click.echo(f"  skipped, {reason}: {n}")
     for warning in prepared.renderer.warnings + list(contacts.warnings):
         click.echo(f"warning: {warning}")

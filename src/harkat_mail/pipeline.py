@@ -122,7 +122,7 @@ def dry_run(prepared: Prepared, progress: Progress = lambda _: None) -> RunSumma
         deferred=0,
         failed=failures,
         unknown=0,
-        skipped=_reasons(prepared.contacts),
+        skipped=rejected_by_reason(prepared.contacts),
         already_done=0,
         seconds=time.perf_counter() - started,
         previews=index,
@@ -130,7 +130,8 @@ def dry_run(prepared: Prepared, progress: Progress = lambda _: None) -> RunSumma
     )
 
 
-def _reasons(contacts: ContactList) -> dict[str, int]:
+def rejected_by_reason(contacts: ContactList) -> dict[str, int]:
+    """Rejected rows counted by reason (grouped by its first words)."""
     return dict(Counter(reason_label(r.reason) for r in contacts.rejected))
 
 
