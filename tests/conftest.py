@@ -182,7 +182,8 @@ def smtp_server() -> Iterator[Callable[..., tuple[TestServer, RecordingHandler]]
         throttle_first: int = 0, smtp: dict[str, Any] | None = None, **rules: tuple[Any, ...]
     ) -> tuple[TestServer, RecordingHandler]:
         handler = RecordingHandler(rules=dict(rules), throttle_first=throttle_first)
-        server = TestServer(handler, **(smtp or {})).start()
+        options = dict(smtp or {})
+        server = TestServer(handler, ssl=options.pop("ssl", None), **options).start()
         started.append(server)
         return server, handler
 

@@ -42,6 +42,20 @@ def test_starttls_with_the_campaigns_ca_file_delivers(smtp_server, ca, tmp_path:
     assert len(handler.messages) == 2 and len(out.results) == 2
 
 
+def test_implicit_tls_delivers(smtp_server, ca, tmp_path: Path) -> None:
+    """tls: tls speaks TLS from the first byte (smtps) and verifies the certificate."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(context)
+    server, handler = smtp_server(smtp={"ssl": context})
+    ca_file = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    _deliver(server.port, ["a"], tls="tls", ca_file=ca_file)
+    assert len(handler.messages) == 1
+    with pytest.raises(DeliveryError):
+        _deliver(server.port, ["b"], tls="tls")  # same relay, CA not trusted
+    assert len(handler.messages) == 1
+
+
 def test_an_untrusted_certificate_stops_the_run(smtp_server, ca) -> None:
     """Without the CA, the self-issued certificate fails verification: nothing is sent."""
     server, handler = _tls_server(smtp_server, ca)

@@ -356,4 +356,6 @@ def _is_fatal(exc: BaseException) -> bool:
     """Errors that retrying cannot fix: TLS refused or unverifiable, authentication refused."""
     if isinstance(exc, ssl.SSLError | aiosmtplib.SMTPAuthenticationError):
         return True
+    if isinstance(exc.__cause__, ssl.SSLError) or "CERTIFICATE_VERIFY_FAILED" in str(exc):
+        return True  # implicit TLS: aiosmtplib wraps the handshake failure
     return isinstance(exc, aiosmtplib.SMTPException) and "STARTTLS" in str(exc)

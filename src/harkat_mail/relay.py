@@ -38,7 +38,15 @@ class RelayThread:
     Port 0 picks a free port; ``port`` tells which after ``start``.
     """
 
-    def __init__(self, handler: Any, host: str = "127.0.0.1", port: int = 0, **smtp: Any) -> None:
+    def __init__(
+        self,
+        handler: Any,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        ssl: Any = None,  # an SSLContext for implicit TLS (smtps)
+        **smtp: Any,
+    ) -> None:
+        self.ssl = ssl
         self.handler = handler
         self.host = host
         self.port = port
@@ -55,7 +63,8 @@ class RelayThread:
         """Bind and serve; raise ``DeliveryError`` if the port cannot be bound."""
         self.thread.start()
         future = asyncio.run_coroutine_threadsafe(
-            self.loop.create_server(self._factory, host=self.host, port=self.port), self.loop
+            self.loop.create_server(self._factory, host=self.host, port=self.port, ssl=self.ssl),
+            self.loop,
         )
         try:
             self.server = future.result(timeout=10)
