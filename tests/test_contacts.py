@@ -142,3 +142,28 @@ def test_cleaning_never_keeps_two_rows_with_one_address(tmp_path_factory, rows: 
     assert len(keys) == len(set(keys))
     assert result.rows_read == len(rows) == len(result.contacts) + len(result.rejected)
     assert all(check_address(c.email)[0] == c.email for c in result.contacts)
+
+
+def test_segment_operators(tmp_path: Path) -> None:
+    """in-lists, not, numeric between and presence combine; no text is ever evaluated."""
+    path = tmp_path / "m.csv"
+    path.write_text(
+        "email,province,local,status,phone\n"
+        "a@example.org,ON,120,active,555\n"
+        "b@example.org, qc ,199,Active,\n"
+        "c@example.org,BC,150,active,555\n"
+        "d@example.org,ON,200,active,555\n"
+        "e@example.org,ON,x12,retired,555\n",
+        encoding="utf-8",
+    )
+    segment = {
+        "province": ["ON", "QC"],
+        "local": {"between": [100, 199]},
+        "status": {"not": "retired"},
+    }
+    result = _load(path, segment=segment, segment_name="central")
+    assert [c.email for c in result.contacts] == ["a@example.org", "b@example.org"]
+    with_phone = _load(path, segment={"phone": {"present": True}}, segment_name="p")
+    assert "b@example.org" not in [c.email for c in with_phone.contacts]
+    with pytest.raises(ContactListError, match="unknown operator 'eval'"):
+        _load(path, segment={"status": {"eval": "__import__('os')"}}, segment_name="bad")

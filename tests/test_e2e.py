@@ -274,3 +274,23 @@ def test_large_runs_render_in_a_worker_process(project: Path, smtp_server, monke
     for delivered in handler.messages:
         first = " ".join(expected[delivered.rcpt_tos[0].lower()]["first_name"].split())
         assert first.lower() in delivered.message.get_body(("plain",)).get_content().lower()
+
+
+def test_rejects_file_has_every_reason_and_is_formula_safe(project: Path, tmp_path: Path) -> None:
+    """validate --rejects writes one CSV row per skipped row, with reasons, formula-safe."""
+    members = project.parent.parent / "lists" / "members.csv"
+    members.write_text(
+        members.read_text(encoding="utf-8") + "M1,=cmd|' /C calc'!A0,X,Y,1,ON,en,active\n",
+        encoding="utf-8",
+    )
+    out_file = tmp_path / "rejects.csv"
+    code, out = _run("validate", str(project), "--rejects", str(out_file))
+    assert code == 0, out
+    rows = list(csv.DictReader(out_file.open(encoding="utf-8")))
+    reasons = {r["reason"].split(" ")[0] for r in rows}
+    assert reasons == {"duplicate", "invalid", "missing", "outside"}
+    assert len(rows) == 45
+    hostile = [r for r in rows if "calc" in r["email"]]
+    assert hostile and hostile[0]["email"].startswith("'=")
+    code, checked = _run("lists", "check", str(members), "--campaign", str(project))
+    assert "202 rows read, 157 kept, 45 rejected" in checked

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from functools import wraps
 from pathlib import Path
 from typing import Any, TypeVar
@@ -18,12 +19,13 @@ from .errors import ConfigError, HarkatError
 from .models import ListConfig, RunSummary, SmtpConfig
 from .progress import reporter
 from .relay import local_relay
-from .reports import export, status_lines
+from .reports import export, status_lines, write_rejects
 from .send import send as send_run
 from .send import send_tests
 from .sendlog import SendLog
 
 F = TypeVar("F", bound=Callable[..., Any])
+REJECTS_HELP = "Write the rows not sent to, with their reasons, to FILE (CSV, formula-safe)."
 
 
 def _say(line: str) -> None:
@@ -177,12 +179,15 @@ def send(
 
 @main.command()
 @click.argument("campaign_file", type=click.Path(path_type=Path))
+@click.option("--rejects", type=click.Path(path_type=Path), help=REJECTS_HELP)
 @_clean_errors
-def validate(campaign_file: Path) -> None:
+def validate(campaign_file: Path, rejects: Path | None) -> None:
     """Check the YAML, the list and the templates; print counts; send nothing."""
     campaign = load_campaign(campaign_file)
     prepared = pipeline.prepare(campaign)
     contacts = prepared.contacts
+    if rejects is not None:
+        write_rejects(rejects, contacts.rejected)
     click.echo(f"{campaign.name}: {contacts.rows_read} rows read, {len(contacts.contacts)} to send")
     languages: dict[str, int] = {}
     for contact in contacts.contacts:
@@ -244,10 +249,24 @@ def lists() -> None:
 
 @lists.command("check")
 @click.argument("list_file", type=click.Path(path_type=Path))
+@click.option(
+    "--campaign",
+    "campaign_file",
+    type=click.Path(path_type=Path),
+    help="Apply this campaign's columns, segment and suppression.",
+)
+@click.option("--rejects", type=click.Path(path_type=Path), help=REJECTS_HELP)
 @_clean_errors
-def lists_check(list_file: Path) -> None:
+def lists_check(list_file: Path, campaign_file: Path | None, rejects: Path | None) -> None:
     """Show what cleaning keeps and drops from LIST_FILE, and why."""
-    result = load_contacts(ListConfig(paths=(list_file,)), "language", "en")
+    if campaign_file is not None:
+        campaign = load_campaign(campaign_file)
+        config = replace(campaign.contacts, paths=(list_file,))
+        result = load_contacts(config, campaign.language_column, campaign.default_language)
+    else:
+        result = load_contacts(ListConfig(paths=(list_file,)), "language", "en")
+    if rejects is not None:
+        write_rejects(rejects, result.rejected)
     click.echo(
         f"{list_file}: {result.rows_read} rows read, {len(result.contacts)} kept, "
         f"{len(result.rejected)} rejected"

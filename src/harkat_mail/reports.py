@@ -13,7 +13,7 @@ from email import message_from_bytes, policy
 from pathlib import Path
 from typing import Any
 
-from .models import Campaign, Contact, ContactList, RenderedContent, State
+from .models import Campaign, Contact, ContactList, Rejected, RenderedContent, State
 from .sendlog import reason_label
 
 STATE_ORDER = [s.value for s in State]
@@ -65,6 +65,16 @@ def export(rows: Iterable[Mapping[str, Any]], fmt: str) -> str:
         for item in items:
             writer.writerow({k: formula_safe(v) for k, v in item.items()})
     return buffer.getvalue()
+
+
+def write_rejects(path: Path, rejected: Iterable[Rejected]) -> int:
+    """Rejected rows as CSV (file, row, address, reason), formula-safe; returns the count."""
+    rows = [
+        {"file": r.source, "row": r.row, "email": r.email, "reason": r.reason} for r in rejected
+    ]
+    text = export(rows, "csv") if rows else "file,row,email,reason\n"
+    path.write_text(text, encoding="utf-8")
+    return len(rows)
 
 
 def _headers(data: bytes) -> list[tuple[str, str]]:
