@@ -167,3 +167,43 @@ def test_segment_operators(tmp_path: Path) -> None:
     assert "b@example.org" not in [c.email for c in with_phone.contacts]
     with pytest.raises(ContactListError, match="unknown operator 'eval'"):
         _load(path, segment={"status": {"eval": "__import__('os')"}}, segment_name="bad")
+
+
+def test_excel_first_sheet_or_named_sheet(tmp_path: Path) -> None:
+    """An .xlsx export reads from its first sheet, or the sheet the campaign names."""
+    import pandas as pd
+
+    path = tmp_path / "export.xlsx"
+    with pd.ExcelWriter(path) as writer:
+        pd.DataFrame({"Courriel": ["a@example.org"], "Prénom": ["Élise"]}).to_excel(
+            writer, sheet_name="Membres", index=False
+        )
+        pd.DataFrame({"E-mail": ["b@example.org", "bad@"], "First Name": ["Bo", "X"]}).to_excel(
+            writer, sheet_name="Retraités", index=False
+        )
+    first = _load(path)
+    assert [(c.email, c.first_name) for c in first.contacts] == [("a@example.org", "Élise")]
+    named = _load(path, sheet="Retraités")
+    assert [c.email for c in named.contacts] == ["b@example.org"]
+    assert named.rejected[0].row == 2 and named.rejected[0].reason.startswith("invalid")
+
+
+def test_quoted_fields_with_line_breaks_and_bom(tmp_path: Path) -> None:
+    """A UTF-8-with-BOM, tab-separated export with a line break inside a quoted field reads whole."""
+    path = tmp_path / "m.tsv"
+    path.write_bytes(
+        "\ufeffemail\tfirst_name\tnotes\n"
+        'a@example.org\tZoë\t"line one\nline two"\nb@example.org\tLéa\t\n'.encode()
+    )
+    result = _load(path)
+    assert [c.first_name for c in result.contacts] == ["Zoë", "Léa"]
+    assert result.contacts[0].fields["notes"] == "line one\nline two"
+    assert (result.sources[0].encoding, result.sources[0].delimiter) == ("utf-8 with BOM", "tab")
+
+
+def test_undecodable_bytes_name_the_line_and_byte(tmp_path: Path) -> None:
+    """Bytes that are neither UTF-8 nor Windows-1252 stop the load naming line and byte."""
+    path = tmp_path / "m.csv"
+    path.write_bytes(b"email,first_name\na@example.org,Ren\x81e\n")
+    with pytest.raises(ContactListError, match=r"m.csv: line 2: byte 0x81"):
+        _load(path)

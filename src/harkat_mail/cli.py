@@ -22,7 +22,7 @@ from .relay import local_relay
 from .reports import export, status_lines, write_rejects
 from .send import send as send_run
 from .send import send_tests
-from .sendlog import SendLog
+from .sendlog import SendLog, reason_label
 
 F = TypeVar("F", bound=Callable[..., Any])
 REJECTS_HELP = "Write the rows not sent to, with their reasons, to FILE (CSV, formula-safe)."
@@ -271,10 +271,26 @@ def lists_check(list_file: Path, campaign_file: Path | None, rejects: Path | Non
         f"{list_file}: {result.rows_read} rows read, {len(result.contacts)} kept, "
         f"{len(result.rejected)} rejected"
     )
-    for rejected in result.rejected:
+    for source in result.sources:
         click.echo(
-            f"  {rejected.source} row {rejected.row}: {rejected.reason} ({rejected.email!r})"
+            f"  read {source.name}: {source.encoding}, {source.delimiter}-separated, "
+            f"{source.rows} rows"
         )
+    languages: dict[str, int] = {}
+    for contact in result.contacts:
+        languages[contact.language] = languages.get(contact.language, 0) + 1
+    click.echo("  kept by language: " + ", ".join(f"{k} {n}" for k, n in sorted(languages.items())))
+    by_reason: dict[str, list[str]] = {}
+    for rejected in result.rejected:
+        by_reason.setdefault(reason_label(rejected.reason), []).append(
+            f"{rejected.source} row {rejected.row}: {rejected.email!r} ({rejected.reason})"
+        )
+    for reason, examples in sorted(by_reason.items()):
+        click.echo(f"  rejected, {reason}: {len(examples)}")
+        for example in examples[:3]:
+            click.echo(f"    e.g. {example}")
+    for warning in result.warnings:
+        click.echo(f"warning: {warning}")
 
 
 @main.command()

@@ -181,7 +181,7 @@ def _segment(r: _Reader, spec: object, named: Mapping[str, Any]) -> tuple[str, d
 def _list(r: _Reader, value: object, named: Mapping[str, Any]) -> ListConfig:
     if isinstance(value, str):
         return ListConfig(paths=r.paths(value, ("list",)))
-    spec = r.map(value, ("list",), {"path", "columns", "segment", "suppress"})
+    spec = r.map(value, ("list",), {"path", "columns", "segment", "suppress", "sheet"})
     if "path" not in spec:
         raise r.doc.error(("list",), "missing key 'path'")
     columns = r.map(spec.get("columns", {}), ("list", "columns"), None)
@@ -194,6 +194,7 @@ def _list(r: _Reader, value: object, named: Mapping[str, Any]) -> ListConfig:
         segment_name=name,
         segment=filters,
         suppress=suppress,
+        sheet=r.text(spec["sheet"], ("list", "sheet")) if "sheet" in spec else None,
     )
 
 

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import csv
 import io
-import unicodedata
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
-from email_validator import EmailNotValidError, validate_email
 
+from .addresses import check_address, validate_series
 from .errors import ContactListError
-from .models import Contact, ContactList, ListConfig, Rejected
+from .models import Contact, ContactList, ListConfig, Rejected, SourceInfo
 
 # Headers recognised without a mapping (compared lower-cased and trimmed).
 ALIASES: dict[str, tuple[str, ...]] = {
@@ -39,14 +39,15 @@ _LANGUAGES = {
 }
 
 
-def _decode(path: Path, raw: bytes) -> str:
+def _decode(path: Path, raw: bytes) -> tuple[str, str]:
     """UTF-8 (with or without BOM) first, then Windows-1252; never a silent replacement."""
     try:
-        return raw.decode("utf-8-sig")
+        encoding = "utf-8 with BOM" if raw.startswith(b"\xef\xbb\xbf") else "utf-8"
+        return raw.decode("utf-8-sig"), encoding
     except UnicodeDecodeError:
         pass
     try:
-        return raw.decode("cp1252")
+        return raw.decode("cp1252"), "windows-1252"
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
         raise ContactListError(
@@ -54,30 +55,48 @@ def _decode(path: Path, raw: bytes) -> str:
         ) from None
 
 
-def _read_table(path: Path) -> pd.DataFrame:
+def _read_table(path: Path, sheet: str | None = None) -> tuple[pd.DataFrame, SourceInfo]:
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
         raise ContactListError(f"{path}: no such member list") from None
     except OSError as exc:
         raise ContactListError(f"{path}: cannot read the member list ({exc.strerror})") from None
-    text = _decode(path, raw)
+    if path.suffix.lower() in (".xlsx", ".xlsm"):
+        return _read_excel(path, sheet)
+    text, encoding = _decode(path, raw)
     if not text.strip():
         raise ContactListError(f"{path}: the member list is empty")
     try:
         delimiter = csv.Sniffer().sniff(text[:8192], delimiters=",;\t").delimiter
     except csv.Error:
         delimiter = ","
+    frame = None
+    if len(text) > 1_000_000:  # large exports: pyarrow's parser, several times faster
+        try:
+            data = io.BytesIO(text.encode("utf-8"))
+            frame = pd.read_csv(
+                data, sep=delimiter, dtype=str, keep_default_na=False, engine="pyarrow"
+            )
+        except (pd.errors.ParserError, ValueError, ImportError, OSError):
+            frame = None  # e.g. line breaks inside quoted fields: the C parser handles them
+    if frame is None:
+        try:
+            frame = pd.read_csv(io.StringIO(text), sep=delimiter, dtype=str, keep_default_na=False)
+        except (pd.errors.ParserError, ValueError) as exc:
+            raise ContactListError(f"{path}: cannot parse as CSV: {exc}") from None
+    names = {",": "comma", ";": "semicolon", "\t": "tab"}
+    return frame, SourceInfo(path.name, encoding, names.get(delimiter, delimiter), len(frame))
+
+
+def _read_excel(path: Path, sheet: str | None) -> tuple[pd.DataFrame, SourceInfo]:
+    """The first sheet, or the named one; every cell as text."""
     try:
-        return pd.read_csv(
-            io.StringIO(text),
-            sep=delimiter,
-            dtype=str,
-            keep_default_na=False,
-            skipinitialspace=False,
-        )
-    except (pd.errors.ParserError, ValueError) as exc:
-        raise ContactListError(f"{path}: cannot parse as CSV: {exc}") from None
+        frame = pd.read_excel(path, sheet_name=sheet or 0, dtype=str, keep_default_na=False)
+    except (ValueError, KeyError, OSError) as exc:  # a missing sheet, or not a workbook
+        raise ContactListError(f"{path}: cannot read the workbook: {exc}") from None
+    frame = frame.fillna("").astype(str)
+    return frame, SourceInfo(path.name, f"excel sheet {sheet or 1}", "-", len(frame))
 
 
 def _map_columns(path: Path, frame: pd.DataFrame, columns: Mapping[str, str]) -> pd.DataFrame:
@@ -111,16 +130,26 @@ def _map_columns(path: Path, frame: pd.DataFrame, columns: Mapping[str, str]) ->
     return out
 
 
-def _clean_text(series: pd.Series) -> pd.Series:
-    """Trim, NFC, and collapse inner runs of whitespace."""
-    return series.map(lambda v: " ".join(unicodedata.normalize("NFC", v).split()))
+def _clean_text(series: pd.Series, collapse: bool) -> pd.Series:
+    """Trim; for names also Unicode NFC and inner runs of whitespace collapsed.
+
+    The costly steps run only on the rows that need them (non-ASCII, or odd spacing).
+    """
+    series = series.astype(str).str.strip()
+    if collapse:
+        accented = ~series.str.isascii()
+        if accented.any():
+            series[accented] = series[accented].str.normalize("NFC")
+        spaced = series.str.contains("  ", regex=False) | ~series.str.fullmatch(r"[^\t\r\n]*")
+        if spaced.any():
+            series[spaced] = series[spaced].str.replace(r"\s+", " ", regex=True)
+    return series
 
 
-def _clean_name(value: str) -> str:
+def _clean_names(series: pd.Series) -> pd.Series:
     # ALL CAPS or all lower exports get title case; mixed case is the member's own spelling.
-    if value and (value.isupper() or value.islower()):
-        return value.title()
-    return value
+    shouting = series.str.isupper() | series.str.islower()
+    return series.where(~shouting, series.str.title())
 
 
 def normalise_language(value: str, default: str) -> str | None:
@@ -129,15 +158,6 @@ def normalise_language(value: str, default: str) -> str | None:
     if not text:
         return default
     return _LANGUAGES.get(text) or (text if len(text) == 2 and text.isalpha() else None)
-
-
-def check_address(value: str) -> tuple[str | None, str]:
-    """Return (cleaned address, "") or (None, reason); syntax only, no DNS."""
-    try:
-        info = validate_email(value, check_deliverability=False, allow_smtputf8=False)
-    except EmailNotValidError as exc:
-        return None, f"invalid address: {exc}"
-    return str(info.normalized), ""
 
 
 def _options(wanted: object) -> list[str]:
@@ -183,6 +203,9 @@ def _segment_mask(frame: pd.DataFrame, filters: Mapping[str, object], label: str
     return mask.fillna(False).astype(bool)
 
 
+__all__ = ["check_address", "clean_list", "load_contacts", "normalise_language"]
+
+
 def _suppressed(paths: Iterable[Path]) -> tuple[set[str], set[str]]:
     """Addresses and whole domains (lines ``@domain`` or ``domain``) not to send to."""
     addresses: set[str] = set()
@@ -203,67 +226,124 @@ def _suppressed(paths: Iterable[Path]) -> tuple[set[str], set[str]]:
     return addresses, domains
 
 
+NAME_COLUMNS = ("first_name", "last_name")
+
+
+@dataclass
+class CleanedList:
+    """Every row of every file, cleaned, with its verdict: ``_reason`` empty means kept."""
+
+    frame: pd.DataFrame
+    sources: tuple[SourceInfo, ...]
+    unknown_languages: int
+    segment_name: str
+
+    def counts(self) -> dict[str, int]:
+        """Rows read, kept and rejected, and rejections per reason."""
+        why = self.frame["_why"]
+        kept = int((why == "").sum())
+        out = {"read": len(self.frame), "kept": kept, "rejected": len(self.frame) - kept}
+        for reason, count in why[why != ""].value_counts().items():
+            out[str(reason)] = int(count)
+        return out
+
+
+def clean_list(config: ListConfig, language_column: str, default_language: str) -> CleanedList:
+    """Load, clean, validate, dedupe, suppress and segment: one verdict per input row."""
+    frames, sources = [], []
+    for path in config.paths:
+        raw, info = _read_table(path, config.sheet)
+        frame = _map_columns(path, raw, config.columns)
+        for column in frame.columns:
+            frame[column] = _clean_text(frame[column], column in NAME_COLUMNS)
+        frame["_source"] = path.name
+        frame["_row"] = range(1, len(frame) + 1)
+        frame["_in_segment"] = _segment_mask(frame, config.segment, config.segment_name)
+        frames.append(frame)
+        sources.append(info)
+    frame = pd.concat(frames, ignore_index=True).fillna("")
+    email, invalid = validate_series(frame["email"])
+    missing = frame["email"] == ""
+    valid = email.notna() & ~missing
+    frame["email"] = email.where(valid, frame["email"])
+    key = frame["email"].str.lower().where(valid, "")
+    frame["_key"] = key
+    # The first row with an address wins; later ones name it.
+    duplicate = valid & key.duplicated(keep="first") & (key != "")
+    firsts = frame.loc[valid & ~duplicate, ["_key", "_source", "_row"]].set_index("_key")
+    first_label = firsts["_source"] + " row " + firsts["_row"].astype(str)
+    sup_addresses, sup_domains = _suppressed(config.suppress)
+    suppressed = valid & key.isin(sup_addresses)
+    if sup_domains:
+        suppressed |= valid & key.str.rpartition("@")[2].isin(sup_domains)
+    reason = pd.Series("", index=frame.index, dtype=object)
+    reason = reason.mask(~frame["_in_segment"], f"outside segment {config.segment_name}")
+    reason = reason.mask(suppressed, "suppressed")
+    if duplicate.any():
+        reason[duplicate] = "duplicate of " + key[duplicate].map(first_label).astype(str)
+    reason = reason.mask(~valid, invalid)
+    reason = reason.mask(missing, "missing address")
+    frame["_reason"] = reason
+    why = pd.Series("", index=frame.index, dtype=object)
+    for mask, label in (
+        (~frame["_in_segment"], "outside segment"),
+        (suppressed, "suppressed"),
+        (duplicate, "duplicate"),
+        (~valid, "invalid address"),
+        (missing, "missing address"),
+    ):
+        why = why.mask(mask, label)
+    frame["_why"] = why
+    languages = frame.get(language_column, pd.Series("", index=frame.index))
+    lowered = languages.astype(str).str.strip().str.lower()
+    mapped = lowered.map(_LANGUAGES)
+    two_letter = lowered.str.fullmatch(r"[a-z]{2}")
+    language = mapped.fillna(lowered.where(two_letter)).where(lowered != "", default_language)
+    unknown = int((language.isna() & (reason == "")).sum())
+    frame["_language"] = language.fillna(default_language)
+    for column in NAME_COLUMNS:
+        if column in frame.columns:
+            frame[column] = _clean_names(frame[column])
+    return CleanedList(frame, tuple(sources), unknown, config.segment_name)
+
+
 def load_contacts(config: ListConfig, language_column: str, default_language: str) -> ContactList:
     """Load every file of the list and account for every row: kept, or rejected with a reason."""
+    cleaned = clean_list(config, language_column, default_language)
+    frame = cleaned.frame
+    data_columns = [c for c in frame.columns if not c.startswith("_")]
     kept: list[Contact] = []
-    rejected: list[Rejected] = []
-    seen: dict[str, str] = {}
-    rows_read = 0
-    unknown_languages = 0
-    sup_addresses, sup_domains = _suppressed(config.suppress)
-    for path in config.paths:
-        frame = _map_columns(path, _read_table(path), config.columns)
-        frame = frame.apply(_clean_text)
-        rows_read += len(frame)
-        in_segment = _segment_mask(frame, config.segment, config.segment_name)
-        label = path.name
-        for position, record in enumerate(frame.to_dict("records")):
-            row = position + 1
-            raw_email = record.get("email", "")
-            if not raw_email:
-                rejected.append(Rejected(label, row, "", "missing address"))
-                continue
-            email, reason = check_address(raw_email)
-            if email is None:
-                rejected.append(Rejected(label, row, raw_email, reason))
-                continue
-            key = email.lower()
-            if key in seen:
-                rejected.append(Rejected(label, row, email, f"duplicate of {seen[key]}"))
-                continue
-            seen[key] = f"{label} row {row}"
-            if key in sup_addresses or key.rsplit("@", 1)[1] in sup_domains:
-                rejected.append(Rejected(label, row, email, "suppressed"))
-                continue
-            if not in_segment.iloc[position]:
-                rejected.append(
-                    Rejected(label, row, email, f"outside segment {config.segment_name}")
-                )
-                continue
-            language = normalise_language(str(record.get(language_column, "")), default_language)
-            if language is None:
-                unknown_languages += 1
-                language = default_language
-            fields = {str(k): str(v) for k, v in record.items()}
-            first, last = (_clean_name(fields.get(k, "")) for k in ("first_name", "last_name"))
-            fields.update(email=email, first_name=first, last_name=last, language=language)
-            kept.append(
-                Contact(
-                    key=key,
-                    email=email,
-                    row=row,
-                    source=label,
-                    language=language,
-                    first_name=first,
-                    last_name=last,
-                    member_id=fields.get("member_id", ""),
-                    fields=fields,
-                )
+    for record in frame[frame["_reason"] == ""].to_dict("records"):
+        fields = {c: str(record[c]) for c in data_columns}
+        fields["language"] = record["_language"]
+        kept.append(
+            Contact(
+                key=record["_key"],
+                email=record["email"],
+                row=int(record["_row"]),
+                source=record["_source"],
+                language=record["_language"],
+                first_name=fields.get("first_name", ""),
+                last_name=fields.get("last_name", ""),
+                member_id=fields.get("member_id", ""),
+                fields=fields,
             )
+        )
+    rejected_rows = frame[frame["_reason"] != ""]
+    rejected = tuple(
+        Rejected(source, int(row), email, reason)
+        for source, row, email, reason in zip(
+            rejected_rows["_source"],
+            rejected_rows["_row"],
+            rejected_rows["email"],
+            rejected_rows["_reason"],
+            strict=True,
+        )
+    )
     warnings: tuple[str, ...] = ()
-    if unknown_languages:
+    if cleaned.unknown_languages:
         warnings = (
-            f"{unknown_languages} rows had an unrecognised language; "
+            f"{cleaned.unknown_languages} rows had an unrecognised language; "
             f"they get the default ({default_language})",
         )
-    return ContactList(tuple(kept), tuple(rejected), rows_read, warnings)
+    return ContactList(tuple(kept), rejected, len(frame), warnings, cleaned.sources)

@@ -69,6 +69,7 @@ class ListConfig:
     segment_name: str = "all"
     segment: Mapping[str, object] = field(default_factory=dict)
     suppress: tuple[Path, ...] = ()
+    sheet: str | None = None  # Excel: the sheet to read (default: the first)
 
 
 @dataclass(frozen=True)
@@ -143,6 +144,16 @@ class Rejected:
 
 
 @dataclass(frozen=True)
+class SourceInfo:
+    """How one member file was read."""
+
+    name: str
+    encoding: str
+    delimiter: str
+    rows: int
+
+
+@dataclass(frozen=True)
 class ContactList:
     """The outcome of loading: kept contacts, rejected rows, and what was read."""
 
@@ -150,6 +161,7 @@ class ContactList:
     rejected: tuple[Rejected, ...]
     rows_read: int
     warnings: tuple[str, ...] = ()
+    sources: tuple[SourceInfo, ...] = ()
 
 
 @dataclass(frozen=True)
