@@ -8,6 +8,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from .addresses import check_address, validate_series
@@ -74,7 +75,8 @@ def _read_table(path: Path, sheet: str | None = None) -> tuple[pd.DataFrame, Sou
     frame = None
     if len(text) > 1_000_000:  # large exports: pyarrow's parser, several times faster
         try:
-            data = io.BytesIO(text.encode("utf-8"))
+            utf8 = raw[3:] if encoding == "utf-8 with BOM" else raw
+            data = io.BytesIO(utf8 if encoding.startswith("utf-8") else text.encode("utf-8"))
             frame = pd.read_csv(
                 data, sep=delimiter, dtype=str, keep_default_na=False, engine="pyarrow"
             )
@@ -162,7 +164,7 @@ def normalise_language(value: str, default: str) -> str | None:
 
 def _options(wanted: object) -> list[str]:
     items = wanted if isinstance(wanted, list) else [wanted]
-    return [str(o).strip().casefold() for o in items]
+    return [str(o).strip().lower() for o in items]
 
 
 def _condition(values: pd.Series, wanted: object, where: str) -> pd.Series:
@@ -171,7 +173,7 @@ def _condition(values: pd.Series, wanted: object, where: str) -> pd.Series:
     ``{in: [...]}``, ``{not: value-or-list}``, ``{between: [low, high]}`` (numbers, inclusive)
     and ``{present: true|false}``. Text compares without case or surrounding spaces.
     """
-    text = values.str.strip().str.casefold()
+    text = values.str.strip().str.lower()  # lower, not casefold: arrow does it natively
     if not isinstance(wanted, dict):
         return text.isin(_options(wanted))
     if len(wanted) != 1:
@@ -261,7 +263,7 @@ def clean_list(config: ListConfig, language_column: str, default_language: str) 
         frame["_in_segment"] = _segment_mask(frame, config.segment, config.segment_name)
         frames.append(frame)
         sources.append(info)
-    frame = pd.concat(frames, ignore_index=True).fillna("")
+    frame = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True).fillna("")
     email, invalid = validate_series(frame["email"])
     missing = frame["email"] == ""
     valid = email.notna() & ~missing
@@ -296,7 +298,9 @@ def clean_list(config: ListConfig, language_column: str, default_language: str) 
     frame["_why"] = why
     languages = frame.get(language_column, pd.Series("", index=frame.index))
     lowered = languages.astype(str).str.strip().str.lower()
-    mapped = lowered.map(_LANGUAGES)
+    codes = lowered.astype("category")  # map the few distinct spellings, not every row
+    table = np.array([_LANGUAGES.get(c) for c in codes.cat.categories] + [None], dtype=object)
+    mapped = pd.Series(table[codes.cat.codes.to_numpy()], index=lowered.index)
     two_letter = lowered.str.fullmatch(r"[a-z]{2}")
     language = mapped.fillna(lowered.where(two_letter)).where(lowered != "", default_language)
     unknown = int((language.isna() & (reason == "")).sum())
