@@ -207,3 +207,53 @@ def test_undecodable_bytes_name_the_line_and_byte(tmp_path: Path) -> None:
     path.write_bytes(b"email,first_name\na@example.org,Ren\x81e\n")
     with pytest.raises(ContactListError, match=r"m.csv: line 2: byte 0x81"):
         _load(path)
+
+
+def test_dedupe_by_member_id_keeps_one_message_per_address(tmp_path: Path) -> None:
+    """By member id: a member's second row is a duplicate; a shared address still gets one."""
+    path = tmp_path / "m.csv"
+    path.write_text(
+        "member_id,email\nM1,old@example.org\nM1,new@example.org\nM2,family@example.org\n"
+        "M3,family@example.org\n,solo@example.org\n",
+        encoding="utf-8",
+    )
+    result = _load(path, dedupe_by="member_id")
+    assert [c.email for c in result.contacts] == [
+        "old@example.org",
+        "family@example.org",
+        "solo@example.org",
+    ]
+    assert [(r.row, r.reason) for r in result.rejected] == [
+        (2, "duplicate of m.csv row 1"),
+        (4, "duplicate of m.csv row 3"),
+    ]
+
+
+@settings(max_examples=40, deadline=None)
+@given(rows=st.lists(addresses, min_size=1, max_size=20))
+def test_cleaning_is_idempotent_and_keeps_every_valid_unique_address(
+    tmp_path_factory, rows: list[str]
+) -> None:
+    """Cleaning the kept rows again changes nothing; each valid address is kept once."""
+    folder = tmp_path_factory.mktemp("i")
+    first = folder / "a.csv"
+    first.write_text(
+        HEADER + "".join(f'"{r.replace(chr(34), "")}",A,B,en,active\n' for r in rows),
+        encoding="utf-8",
+    )
+    once = _load(first)
+    valid = {check_address(r.replace('"', "").strip())[0] for r in rows} - {None}
+    assert {c.key for c in once.contacts} == {v.lower() for v in valid if v}
+    second = folder / "b.csv"
+    second.write_text(
+        HEADER
+        + "".join(
+            f"{c.email},{c.first_name},{c.last_name},{c.language},active\n" for c in once.contacts
+        ),
+        encoding="utf-8",
+    )
+    twice = _load(second)
+    assert [(c.email, c.first_name, c.language) for c in twice.contacts] == [
+        (c.email, c.first_name, c.language) for c in once.contacts
+    ]
+    assert twice.rejected == ()

@@ -294,3 +294,35 @@ def test_rejects_file_has_every_reason_and_is_formula_safe(project: Path, tmp_pa
     assert hostile and hostile[0]["email"].startswith("'=")
     code, checked = _run("lists", "check", str(members), "--campaign", str(project))
     assert "202 rows read, 157 kept, 45 rejected" in checked
+
+
+def test_windows_1252_list_gives_correct_to_headers(project: Path, smtp_server) -> None:
+    """A Windows-1252, ';'-separated French export reaches the To header correctly encoded."""
+    members = project.parent.parent / "lists" / "members.csv"
+    members.write_bytes(
+        "Courriel;Prénom;Nom;Langue;Statut;Section locale\n"
+        "helene@example.org;Hélène;Bélanger;Français;actif;12\n"
+        "francois@example.org;François;Côté;FR;active;12\n".encode("cp1252")
+    )
+    text = project.read_text(encoding="utf-8").replace(
+        "active: {status: active}", "active: {status: [active, actif]}"
+    )
+    project.write_text(text, encoding="utf-8")
+    server, handler = smtp_server()
+    code, out = _run("send", str(project), "--smtp", f"smtp://127.0.0.1:{server.port}", "--yes")
+    assert code == 0, out
+    to = sorted(str(m.message["To"]) for m in handler.messages)
+    assert to == ["François Côté <francois@example.org>", "Hélène Bélanger <helene@example.org>"]
+    assert all(b"=?utf-8?" in m.data.split(b"\r\n\r\n")[0] for m in handler.messages)
+
+
+def test_project_wide_suppression_applies_to_every_campaign(project: Path, smtp_server) -> None:
+    """An address in the project's suppression.txt is skipped as suppressed by any campaign."""
+    expected = _expected(project)
+    victim = sorted(expected)[0]
+    (project.parent.parent / "suppression.txt").write_text(f"{victim}\n", encoding="utf-8")
+    server, handler = smtp_server()
+    code, out = _run("send", str(project), "--smtp", f"smtp://127.0.0.1:{server.port}", "--yes")
+    assert code == 0 and "1 suppressed" in out
+    assert victim not in {m.rcpt_tos[0].lower() for m in handler.messages}
+    assert len(handler.messages) == len(expected) - 1

@@ -178,16 +178,33 @@ def _segment(r: _Reader, spec: object, named: Mapping[str, Any]) -> tuple[str, d
     return label or "all", filters
 
 
+def project_suppression(campaign_file: Path) -> Path:
+    """The project-wide suppression file (unsubscribes, bounces) every campaign applies.
+
+    ``suppression.txt`` in the project folder: the parent of ``campaigns/`` when the campaign
+    lives there, else the campaign's own folder.
+    """
+    folder = campaign_file.resolve().parent
+    root = folder.parent if folder.name == "campaigns" else folder
+    return root / "suppression.txt"
+
+
 def _list(r: _Reader, value: object, named: Mapping[str, Any]) -> ListConfig:
     if isinstance(value, str):
         return ListConfig(paths=r.paths(value, ("list",)))
-    spec = r.map(value, ("list",), {"path", "columns", "segment", "suppress", "sheet"})
+    spec = r.map(value, ("list",), {"path", "columns", "segment", "suppress", "sheet", "dedupe_by"})
+    dedupe_by = spec.get("dedupe_by", "email")
+    if dedupe_by not in ("email", "member_id"):
+        raise r.doc.error(("list", "dedupe_by"), f"expected email or member_id, got {dedupe_by!r}")
     if "path" not in spec:
         raise r.doc.error(("list",), "missing key 'path'")
     columns = r.map(spec.get("columns", {}), ("list", "columns"), None)
     mapped = {k: r.text(v, ("list", "columns", k)) for k, v in columns.items()}
     name, filters = _segment(r, spec.get("segment"), named)
     suppress = r.paths(spec["suppress"], ("list", "suppress")) if "suppress" in spec else ()
+    project_wide = project_suppression(r.doc.path)
+    if project_wide.exists():
+        suppress = (*suppress, project_wide)
     return ListConfig(
         paths=r.paths(spec["path"], ("list", "path")),
         columns=mapped,
@@ -195,6 +212,7 @@ def _list(r: _Reader, value: object, named: Mapping[str, Any]) -> ListConfig:
         segment=filters,
         suppress=suppress,
         sheet=r.text(spec["sheet"], ("list", "sheet")) if "sheet" in spec else None,
+        dedupe_by=dedupe_by,
     )
 
 

@@ -270,10 +270,24 @@ def clean_list(config: ListConfig, language_column: str, default_language: str) 
     frame["email"] = email.where(valid, frame["email"])
     key = frame["email"].str.lower().where(valid, "")
     frame["_key"] = key
-    # The first row with an address wins; later ones name it.
-    duplicate = valid & key.duplicated(keep="first") & (key != "")
-    firsts = frame.loc[valid & ~duplicate, ["_key", "_source", "_row"]].set_index("_key")
-    first_label = firsts["_source"] + " row " + firsts["_row"].astype(str)
+    # The first row with an address wins; later ones name it. By member id, the first row of
+    # a member wins, and an address two members share is still sent to once (the log's key).
+    labels = frame["_source"] + " row " + frame["_row"].astype(str)
+    duplicate = pd.Series(False, index=frame.index)
+    duplicate_of = pd.Series("", index=frame.index, dtype=object)
+    identities = [key]
+    if config.dedupe_by == "member_id" and "member_id" in frame.columns:
+        member = frame["member_id"].str.strip().str.lower()
+        identities.insert(0, ("m:" + member).where(member != "", key))
+    for identity in identities:
+        candidates = valid & ~duplicate & (identity != "")
+        seen = identity[candidates]
+        again = seen.duplicated(keep="first")
+        if again.any():
+            first = labels[seen[~again].index].set_axis(seen[~again].to_numpy())
+            rows = again[again].index
+            duplicate[rows] = True
+            duplicate_of[rows] = seen[rows].map(first).astype(str)
     sup_addresses, sup_domains = _suppressed(config.suppress)
     suppressed = valid & key.isin(sup_addresses)
     if sup_domains:
@@ -282,7 +296,7 @@ def clean_list(config: ListConfig, language_column: str, default_language: str) 
     reason = reason.mask(~frame["_in_segment"], f"outside segment {config.segment_name}")
     reason = reason.mask(suppressed, "suppressed")
     if duplicate.any():
-        reason[duplicate] = "duplicate of " + key[duplicate].map(first_label).astype(str)
+        reason[duplicate] = "duplicate of " + duplicate_of[duplicate]
     reason = reason.mask(~valid, invalid)
     reason = reason.mask(missing, "missing address")
     frame["_reason"] = reason

@@ -70,6 +70,7 @@ class ListConfig:
     segment: Mapping[str, object] = field(default_factory=dict)
     suppress: tuple[Path, ...] = ()
     sheet: str | None = None  # Excel: the sheet to read (default: the first)
+    dedupe_by: str = "email"  # or "member_id": one message per member, first row wins
 
 
 @dataclass(frozen=True)
