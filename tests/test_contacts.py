@@ -257,3 +257,30 @@ def test_cleaning_is_idempotent_and_keeps_every_valid_unique_address(
         (c.email, c.first_name, c.language) for c in once.contacts
     ]
     assert twice.rejected == ()
+
+
+class _Resolver:
+    """A DNS resolver answering from a table: the deliverability check without a network."""
+
+    def resolve(self, name: str, rdtype: str) -> list[object]:
+        from types import SimpleNamespace
+
+        import dns.resolver
+
+        if name.rstrip(".") == "gone.example.org":
+            raise dns.resolver.NXDOMAIN
+        if rdtype == "MX":
+            return [SimpleNamespace(preference=10, exchange=f"mx.{name}.")]
+        raise dns.resolver.NoAnswer
+
+
+def test_deliverability_check_rejects_domains_that_do_not_exist(tmp_path: Path) -> None:
+    """validate: deliverability asks DNS; a domain that does not exist is rejected, named."""
+    from harkat_mail.contacts import clean_list
+
+    path = tmp_path / "m.csv"
+    path.write_text("email\nok@mail.example.org\nx@gone.example.org\n", encoding="utf-8")
+    config = ListConfig(paths=(path,), deliverability=True)
+    frame = clean_list(config, "language", "en", dns_resolver=_Resolver()).frame
+    assert frame["_reason"].tolist()[0] == ""
+    assert "gone.example.org does not exist" in frame["_reason"].tolist()[1]

@@ -11,6 +11,8 @@ never disagrees with email-validator.
 
 from __future__ import annotations
 
+from typing import Any
+
 import pandas as pd
 from email_validator import EmailNotValidError, validate_email
 
@@ -21,10 +23,20 @@ SPECIAL_TLDS = ("arpa", "invalid", "local", "localhost", "onion", "test")
 SPECIAL_END = r"\.(?:" + "|".join(SPECIAL_TLDS) + r")$"
 
 
-def check_address(value: str) -> tuple[str | None, str]:
-    """(cleaned address, "") or (None, reason), exactly as email-validator says; no DNS."""
+def check_address(
+    value: str, deliverability: bool = False, dns_resolver: Any = None
+) -> tuple[str | None, str]:
+    """(cleaned address, "") or (None, reason), exactly as email-validator says.
+
+    With ``deliverability`` the domain's MX (or A) records are looked up too.
+    """
     try:
-        info = validate_email(value, check_deliverability=False, allow_smtputf8=False)
+        info = validate_email(
+            value,
+            check_deliverability=deliverability,
+            allow_smtputf8=False,
+            dns_resolver=dns_resolver,
+        )
     except EmailNotValidError as exc:
         return None, f"invalid address: {exc}"
     return str(info.normalized), ""
@@ -44,8 +56,20 @@ def plain_mask(addresses: pd.Series) -> pd.Series:
     )
 
 
-def validate_series(addresses: pd.Series) -> tuple[pd.Series, pd.Series]:
-    """Per address: the cleaned form (or None) and the reason it is invalid (or "")."""
+def validate_series(
+    addresses: pd.Series, deliverability: bool = False, dns_resolver: Any = None
+) -> tuple[pd.Series, pd.Series]:
+    """Per address: the cleaned form (or None) and the reason it is invalid (or "").
+
+    With ``deliverability`` every distinct address goes through email-validator's DNS check
+    (no fast path: the DNS answer is the point).
+    """
+    if deliverability:
+        verdicts = {v: check_address(v, True, dns_resolver) for v in addresses.unique()}
+        return (
+            addresses.map(lambda v: verdicts[v][0]).astype(object),
+            addresses.map(lambda v: verdicts[v][1]).astype(object),
+        )
     plain = plain_mask(addresses)
     cleaned = pd.Series(None, index=addresses.index, dtype=object)
     reasons = pd.Series("", index=addresses.index, dtype=object)

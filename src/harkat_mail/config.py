@@ -192,7 +192,14 @@ def project_suppression(campaign_file: Path) -> Path:
 def _list(r: _Reader, value: object, named: Mapping[str, Any]) -> ListConfig:
     if isinstance(value, str):
         return ListConfig(paths=r.paths(value, ("list",)))
-    spec = r.map(value, ("list",), {"path", "columns", "segment", "suppress", "sheet", "dedupe_by"})
+    spec = r.map(
+        value,
+        ("list",),
+        {"path", "columns", "segment", "suppress", "sheet", "dedupe_by", "validate"},
+    )
+    check = spec.get("validate", "syntax")
+    if check not in ("syntax", "deliverability"):
+        raise r.doc.error(("list", "validate"), f"expected syntax or deliverability, got {check!r}")
     dedupe_by = spec.get("dedupe_by", "email")
     if dedupe_by not in ("email", "member_id"):
         raise r.doc.error(("list", "dedupe_by"), f"expected email or member_id, got {dedupe_by!r}")
@@ -213,6 +220,7 @@ def _list(r: _Reader, value: object, named: Mapping[str, Any]) -> ListConfig:
         suppress=suppress,
         sheet=r.text(spec["sheet"], ("list", "sheet")) if "sheet" in spec else None,
         dedupe_by=dedupe_by,
+        deliverability=check == "deliverability",
     )
 
 

@@ -7,6 +7,7 @@ import io
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -250,7 +251,9 @@ class CleanedList:
         return out
 
 
-def clean_list(config: ListConfig, language_column: str, default_language: str) -> CleanedList:
+def clean_list(
+    config: ListConfig, language_column: str, default_language: str, dns_resolver: Any = None
+) -> CleanedList:
     """Load, clean, validate, dedupe, suppress and segment: one verdict per input row."""
     frames, sources = [], []
     for path in config.paths:
@@ -264,7 +267,7 @@ def clean_list(config: ListConfig, language_column: str, default_language: str) 
         frames.append(frame)
         sources.append(info)
     frame = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True).fillna("")
-    email, invalid = validate_series(frame["email"])
+    email, invalid = validate_series(frame["email"], config.deliverability, dns_resolver)
     missing = frame["email"] == ""
     valid = email.notna() & ~missing
     frame["email"] = email.where(valid, frame["email"])

@@ -71,6 +71,7 @@ class ListConfig:
     suppress: tuple[Path, ...] = ()
     sheet: str | None = None  # Excel: the sheet to read (default: the first)
     dedupe_by: str = "email"  # or "member_id": one message per member, first row wins
+    deliverability: bool = False  # validate: deliverability -> DNS check of every domain
 
 
 @dataclass(frozen=True)
