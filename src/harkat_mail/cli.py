@@ -109,6 +109,7 @@ def _confirm(what: str, smtp: SmtpConfig, yes: bool) -> None:
 @click.option(
     "--force", is_flag=True, help="Resume even though the YAML, list or template changed."
 )
+@click.option("--rejects", type=click.Path(path_type=Path), help=REJECTS_HELP)
 @click.option(
     "--retry-unknown",
     is_flag=True,
@@ -129,6 +130,7 @@ def send(
     smtp_url: str | None,
     yes: bool,
     force: bool,
+    rejects: Path | None,
     retry_unknown: bool,
     test_to: tuple[str, ...],
 ) -> None:
@@ -136,6 +138,8 @@ def send(
     campaign = load_campaign(campaign_file)
     smtp = parse_smtp_url(smtp_url) if smtp_url else campaign.smtp
     prepared = pipeline.prepare(campaign)
+    if rejects is not None:
+        write_rejects(rejects, prepared.contacts.rejected)
     for warning in list(prepared.contacts.warnings):
         _say(f"warning: {warning}")
     if dry_run:  # the dry-run summary lists the template warnings with the preview's
