@@ -15,6 +15,13 @@ from harkat_mail.models import ListConfig
 HEADER = "email,first_name,last_name,language,status\n"
 
 
+def _members(tmp_path: Path, rows: str, header: str = HEADER) -> Path:
+    """Write a member export ``m.csv`` (UTF-8) and return its path."""
+    path = tmp_path / "m.csv"
+    path.write_text(header + rows, encoding="utf-8")
+    return path
+
+
 def _load(path: Path, **kwargs: object) -> object:
     return load_contacts(ListConfig(paths=(path,), **kwargs), "language", "en")  # type: ignore[arg-type]
 
@@ -32,11 +39,9 @@ def test_sample_list_accounts_for_every_row() -> None:
 
 def test_trims_and_dedupes_case_insensitively(tmp_path: Path) -> None:
     """Stray spaces are trimmed and a case-only duplicate is rejected naming the first row."""
-    path = tmp_path / "m.csv"
-    path.write_text(
-        HEADER + "  Ana.Roy@Example.ORG ,ana,ROY, EN ,active\n"
-        "ana.roy@example.org,Ana,Roy,en,active\n",
-        encoding="utf-8",
+    path = _members(
+        tmp_path,
+        "  Ana.Roy@Example.ORG ,ana,ROY, EN ,active\nana.roy@example.org,Ana,Roy,en,active\n",
     )
     result = _load(path)
     assert [c.email for c in result.contacts] == ["Ana.Roy@example.org"]
@@ -47,10 +52,9 @@ def test_trims_and_dedupes_case_insensitively(tmp_path: Path) -> None:
 
 def test_invalid_and_missing_addresses_are_rejected(tmp_path: Path) -> None:
     """Addresses email-validator refuses, and empty ones, are rejected with their reason."""
-    path = tmp_path / "m.csv"
-    path.write_text(
-        HEADER + "x@gmail..com,A,B,en,active\n,C,D,en,active\nok@example.org,E,F,fr,active\n",
-        encoding="utf-8",
+    path = _members(
+        tmp_path,
+        "x@gmail..com,A,B,en,active\n,C,D,en,active\nok@example.org,E,F,fr,active\n",
     )
     result = _load(path)
     reasons = [r.reason for r in result.rejected]
@@ -60,11 +64,10 @@ def test_invalid_and_missing_addresses_are_rejected(tmp_path: Path) -> None:
 
 def test_segment_ignores_case_and_spaces(tmp_path: Path) -> None:
     """status: active keeps 'Active' and ' ACTIVE ' and rejects 'retired' as outside segment."""
-    path = tmp_path / "m.csv"
-    path.write_text(
-        HEADER + "a@example.org,A,A,en,Active\nb@example.org,B,B,en, ACTIVE \n"
+    path = _members(
+        tmp_path,
+        "a@example.org,A,A,en,Active\nb@example.org,B,B,en, ACTIVE \n"
         "c@example.org,C,C,en,retired\n",
-        encoding="utf-8",
     )
     result = _load(path, segment={"status": "active"}, segment_name="active")
     assert [c.email for c in result.contacts] == ["a@example.org", "b@example.org"]
@@ -91,11 +94,10 @@ def test_missing_email_column_lists_headers(tmp_path: Path) -> None:
 
 def test_suppression_by_address_and_domain(tmp_path: Path) -> None:
     """Suppressed addresses and whole domains are rejected as suppressed."""
-    path = tmp_path / "m.csv"
-    path.write_text(
-        HEADER + "a@example.org,A,A,en,active\nb@bounce.example,B,B,en,active\n"
+    path = _members(
+        tmp_path,
+        "a@example.org,A,A,en,active\nb@bounce.example,B,B,en,active\n"
         "c@example.org,C,C,en,active\n",
-        encoding="utf-8",
     )
     suppress = tmp_path / "suppress.txt"
     suppress.write_text("A@example.org\n@bounce.example\n", encoding="utf-8")

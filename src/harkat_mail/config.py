@@ -8,6 +8,7 @@ from email.headerregistry import Address
 from email.utils import parseaddr
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import yaml
 
@@ -347,8 +348,6 @@ def load_campaign(path: str | Path) -> Campaign:
 
 def parse_smtp_url(url: str) -> SmtpConfig:
     """``smtp://[user@]host[:port][?tls=starttls|none]`` or ``smtps://host[:port]`` -> config."""
-    from urllib.parse import parse_qs, urlsplit
-
     parts = urlsplit(url)
     if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
         raise ConfigError(f"--smtp {url}: expected smtp://host[:port] or smtps://host[:port]")

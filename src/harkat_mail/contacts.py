@@ -313,13 +313,12 @@ def clean_list(
     ):
         why = why.mask(mask, label)
     frame["_why"] = why
-    languages = frame.get(language_column, pd.Series("", index=frame.index))
-    lowered = languages.astype(str).str.strip().str.lower()
-    codes = lowered.astype("category")  # map the few distinct spellings, not every row
-    table = np.array([_LANGUAGES.get(c) for c in codes.cat.categories] + [None], dtype=object)
-    mapped = pd.Series(table[codes.cat.codes.to_numpy()], index=lowered.index)
-    two_letter = lowered.str.fullmatch(r"[a-z]{2}")
-    language = mapped.fillna(lowered.where(two_letter)).where(lowered != "", default_language)
+    languages = frame.get(language_column, pd.Series("", index=frame.index)).astype(str)
+    # One rule (normalise_language), applied once per distinct spelling, not once per row.
+    codes = languages.astype("category")
+    table = [normalise_language(c, default_language) for c in codes.cat.categories]
+    lookup = np.array([*table, default_language], dtype=object)  # code -1: a missing cell
+    language = pd.Series(lookup[codes.cat.codes.to_numpy()], index=frame.index)
     unknown = int((language.isna() & (reason == "")).sum())
     frame["_language"] = language.fillna(default_language)
     for column in NAME_COLUMNS:
