@@ -7,6 +7,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from harkat_mail.addresses import check_address, plain_mask, validate_series
+from harkat_mail.arrowtext import to_arrow
 
 ADVERSARIAL = [
     "x@gmail..com",
@@ -65,6 +66,7 @@ def test_fast_path_equals_email_validator(address: str) -> None:
 def test_the_fast_path_is_taken_for_plain_addresses() -> None:
     """Ordinary member addresses do not go through email-validator one by one."""
     plain = pd.Series(["jean.roy@example.org", "Ana+news@Mail.Example.CA", "x@gmail..com"])
-    assert plain_mask(plain).tolist() == [True, True, False]
+    assert plain_mask(to_arrow(plain)).to_pylist() == [True, True, False]
     cleaned, _ = validate_series(plain)
-    assert cleaned.tolist() == ["jean.roy@example.org", "Ana+news@mail.example.ca", None]
+    assert cleaned.tolist()[:2] == ["jean.roy@example.org", "Ana+news@mail.example.ca"]
+    assert cleaned.isna().tolist() == [False, False, True]

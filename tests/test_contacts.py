@@ -50,6 +50,28 @@ def test_trims_and_dedupes_case_insensitively(tmp_path: Path) -> None:
     assert result.rejected[0].reason == "duplicate of m.csv row 1"
 
 
+def test_names_are_normalised_once_per_spelling(tmp_path: Path) -> None:
+    """Decomposed accents become NFC, whitespace runs one space, shouting Title Case; mixed case stays."""
+    decomposed = "Ce\u0301line"
+    rows = "".join(
+        f"m{i}@example.org,{first},{last},en,active\n"
+        for i, (first, last) in enumerate(
+            [
+                (decomposed, "MacDonald"),
+                ("  MARIE\t ANNE ", "côté"),
+                (decomposed, "de\u00a0la Fontaine"),
+            ]
+        )
+    )
+    result = _load(_members(tmp_path, rows))
+    names = [(c.first_name, c.last_name) for c in result.contacts]
+    assert names == [
+        ("C\u00e9line", "MacDonald"),
+        ("Marie Anne", "Côté"),
+        ("C\u00e9line", "de la Fontaine"),
+    ]
+
+
 def test_invalid_and_missing_addresses_are_rejected(tmp_path: Path) -> None:
     """Addresses email-validator refuses, and empty ones, are rejected with their reason."""
     path = _members(

@@ -13,8 +13,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 from email_validator import EmailNotValidError, validate_email
+
+from .arrowtext import TEXT, to_arrow, to_series
 
 _LOCAL = r"[A-Za-z0-9_+=-]+(?:\.[A-Za-z0-9_+=-]+)*"
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"  # no look-arounds: RE2-safe
@@ -42,49 +47,62 @@ def check_address(
     return str(info.normalized), ""
 
 
-def plain_mask(addresses: pd.Series) -> pd.Series:
+def plain_mask(addresses: pa.Array) -> pa.Array:
     """True where the address is plain enough to validate without email-validator."""
-    local_len = addresses.str.find("@")
-    special = addresses.str.lower().str.contains(SPECIAL_END, regex=True)
-    return (
-        addresses.str.fullmatch(PLAIN, na=False)
-        & ~addresses.str.contains("--", regex=False)
-        & (addresses.str.len() <= 254)
-        & (local_len <= 64)
-        & (addresses.str.len() - local_len - 1 <= 253)
-        & ~special
-    )
+    length = pc.utf8_length(addresses)
+    local_len = pc.find_substring(addresses, "@")
+    domain_len = pc.subtract(pc.subtract(length, local_len), 1)
+    checks = [
+        pc.match_substring_regex(addresses, f"^{PLAIN}$"),
+        pc.invert(pc.match_substring(addresses, "--")),
+        pc.less_equal(length, 254),
+        pc.less_equal(local_len, 64),
+        pc.less_equal(domain_len, 253),
+        pc.invert(pc.match_substring_regex(addresses, SPECIAL_END, ignore_case=True)),
+    ]
+    mask = checks[0]
+    for check in checks[1:]:
+        mask = pc.and_(mask, check)
+    return mask.fill_null(False)
+
+
+def _plain_normalised(plain: pa.Array) -> pa.Array:
+    """email-validator's normalised form of plain addresses: the domain lower-cased."""
+    # The usual address has a lower-case local part: lower-casing it all is the answer.
+    # The few with capitals before the @ keep their local part's case.
+    lowered = pc.utf8_lower(plain)
+    upper_local = pc.match_substring_regex(plain, "^[^@]*[A-Z]")
+    if not pc.any(upper_local).as_py():
+        return lowered
+    fixed = [
+        f"{local}@{domain.lower()}"
+        for local, _, domain in (
+            v.rpartition("@") for v in pc.filter(plain, upper_local).to_pylist()
+        )
+    ]
+    return pc.replace_with_mask(lowered, upper_local, pa.array(fixed, TEXT))
 
 
 def validate_series(
     addresses: pd.Series, deliverability: bool = False, dns_resolver: Any = None
 ) -> tuple[pd.Series, pd.Series]:
-    """Per address: the cleaned form (or None) and the reason it is invalid (or "").
+    """Per address: the cleaned form (or missing) and the reason it is invalid (or "").
 
     With ``deliverability`` every distinct address goes through email-validator's DNS check
     (no fast path: the DNS answer is the point).
     """
-    if deliverability:
-        verdicts = {v: check_address(v, True, dns_resolver) for v in addresses.unique()}
-        return (
-            addresses.map(lambda v: verdicts[v][0]).astype(object),
-            addresses.map(lambda v: verdicts[v][1]).astype(object),
+    values = to_arrow(addresses)
+    plain = pa.array(np.zeros(len(values), bool)) if deliverability else plain_mask(values)
+    slow_mask = pc.invert(plain)
+    slow = pc.filter(values, slow_mask).to_pylist()
+    verdicts = {v: check_address(v, deliverability, dns_resolver) for v in set(slow)}
+    cleaned = pa.nulls(len(values), TEXT)
+    if pc.any(plain).as_py():
+        cleaned = pc.replace_with_mask(cleaned, plain, _plain_normalised(pc.filter(values, plain)))
+    reasons = np.full(len(values), "", dtype=object)
+    if slow:
+        cleaned = pc.replace_with_mask(
+            cleaned, slow_mask, pa.array([verdicts[v][0] for v in slow], TEXT)
         )
-    plain = plain_mask(addresses)
-    cleaned = pd.Series(None, index=addresses.index, dtype=object)
-    reasons = pd.Series("", index=addresses.index, dtype=object)
-    if plain.any():
-        # The usual address has a lower-case local part: lower-casing it all is the answer.
-        # The rest keep their local part's case and lower-case only the domain.
-        ok = addresses[plain]
-        lowered = ok.str.lower()
-        cleaned[plain] = lowered
-        local_upper = ok.str.contains("[A-Z][^@]*@", regex=True)
-        if local_upper.any():
-            parts = ok[local_upper].str.split("@", n=1, expand=True)
-            cleaned[local_upper[local_upper].index] = parts[0] + "@" + parts[1].str.lower()
-    others = addresses[~plain]
-    verdicts = {value: check_address(value) for value in others.unique()}
-    cleaned[~plain] = others.map(lambda v: verdicts[v][0])
-    reasons[~plain] = others.map(lambda v: verdicts[v][1])
-    return cleaned, reasons
+        reasons[slow_mask.to_numpy(zero_copy_only=False)] = [verdicts[v][1] for v in slow]
+    return to_series(cleaned, addresses.index), pd.Series(reasons, index=addresses.index)

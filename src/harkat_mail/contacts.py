@@ -11,8 +11,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow.compute as pc
 
 from .addresses import check_address, validate_series
+from .arrowtext import clean_column, to_arrow
 from .errors import ContactListError
 from .models import Contact, ContactList, ListConfig, Rejected, SourceInfo
 
@@ -133,28 +135,6 @@ def _map_columns(path: Path, frame: pd.DataFrame, columns: Mapping[str, str]) ->
     return out
 
 
-def _clean_text(series: pd.Series, collapse: bool) -> pd.Series:
-    """Trim; for names also Unicode NFC and inner runs of whitespace collapsed.
-
-    The costly steps run only on the rows that need them (non-ASCII, or odd spacing).
-    """
-    series = series.astype(str).str.strip()
-    if collapse:
-        accented = ~series.str.isascii()
-        if accented.any():
-            series[accented] = series[accented].str.normalize("NFC")
-        spaced = series.str.contains("  ", regex=False) | ~series.str.fullmatch(r"[^\t\r\n]*")
-        if spaced.any():
-            series[spaced] = series[spaced].str.replace(r"\s+", " ", regex=True)
-    return series
-
-
-def _clean_names(series: pd.Series) -> pd.Series:
-    # ALL CAPS or all lower exports get title case; mixed case is the member's own spelling.
-    shouting = series.str.isupper() | series.str.islower()
-    return series.where(~shouting, series.str.title())
-
-
 def normalise_language(value: str, default: str) -> str | None:
     """Map ``EN``, `` English``, ``Français`` ... to a code; None when unrecognised."""
     text = value.strip().lower()
@@ -251,6 +231,21 @@ class CleanedList:
         return out
 
 
+def _first_of(identity: pd.Series, candidates: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Among the candidate rows, which repeat an earlier row's identity, and that row.
+
+    Returns the positions of the repeats and, for each, the position of the first row.
+    """
+    positions = np.flatnonzero(candidates)
+    codes = pc.dictionary_encode(to_arrow(identity.iloc[positions])).indices.to_numpy()
+    # Arrow numbers distinct values in order of first appearance, so a row is first exactly
+    # when its code exceeds every code before it.
+    before = np.maximum.accumulate(np.concatenate(([-1], codes[:-1])))
+    first = codes > before
+    repeats = ~first
+    return positions[repeats], positions[np.flatnonzero(first)][codes[repeats]]
+
+
 def clean_list(
     config: ListConfig, language_column: str, default_language: str, dns_resolver: Any = None
 ) -> CleanedList:
@@ -260,70 +255,63 @@ def clean_list(
         raw, info = _read_table(path, config.sheet)
         frame = _map_columns(path, raw, config.columns)
         for column in frame.columns:
-            frame[column] = _clean_text(frame[column], column in NAME_COLUMNS)
+            frame[column] = clean_column(frame[column], column in NAME_COLUMNS)
         frame["_source"] = path.name
-        frame["_row"] = range(1, len(frame) + 1)
+        frame["_row"] = np.arange(1, len(frame) + 1)
         frame["_in_segment"] = _segment_mask(frame, config.segment, config.segment_name)
         frames.append(frame)
         sources.append(info)
     frame = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True).fillna("")
     email, invalid = validate_series(frame["email"], config.deliverability, dns_resolver)
-    missing = frame["email"] == ""
-    valid = email.notna() & ~missing
+    missing = (frame["email"] == "").to_numpy()
+    valid = email.notna().to_numpy() & ~missing
     frame["email"] = email.where(valid, frame["email"])
     key = frame["email"].str.lower().where(valid, "")
     frame["_key"] = key
     # The first row with an address wins; later ones name it. By member id, the first row of
     # a member wins, and an address two members share is still sent to once (the log's key).
-    labels = frame["_source"] + " row " + frame["_row"].astype(str)
-    duplicate = pd.Series(False, index=frame.index)
-    duplicate_of = pd.Series("", index=frame.index, dtype=object)
+    duplicate = np.zeros(len(frame), dtype=bool)
+    duplicate_of = np.full(len(frame), "", dtype=object)
     identities = [key]
     if config.dedupe_by == "member_id" and "member_id" in frame.columns:
-        member = frame["member_id"].str.strip().str.lower()
+        member = frame["member_id"].str.lower()
         identities.insert(0, ("m:" + member).where(member != "", key))
+    sources_col, rows_col = frame["_source"].to_numpy(), frame["_row"].to_numpy()
     for identity in identities:
-        candidates = valid & ~duplicate & (identity != "")
-        seen = identity[candidates]
-        again = seen.duplicated(keep="first")
-        if again.any():
-            first = labels[seen[~again].index].set_axis(seen[~again].to_numpy())
-            rows = again[again].index
-            duplicate[rows] = True
-            duplicate_of[rows] = seen[rows].map(first).astype(str)
+        repeats, firsts = _first_of(identity, valid & ~duplicate)
+        duplicate[repeats] = True
+        duplicate_of[repeats] = [
+            f"duplicate of {sources_col[i]} row {rows_col[i]}" for i in firsts.tolist()
+        ]
     sup_addresses, sup_domains = _suppressed(config.suppress)
-    suppressed = valid & key.isin(sup_addresses)
+    suppressed = valid & key.isin(sup_addresses).to_numpy()
     if sup_domains:
-        suppressed |= valid & key.str.rpartition("@")[2].isin(sup_domains)
-    reason = pd.Series("", index=frame.index, dtype=object)
-    reason = reason.mask(~frame["_in_segment"], f"outside segment {config.segment_name}")
-    reason = reason.mask(suppressed, "suppressed")
-    if duplicate.any():
-        reason[duplicate] = "duplicate of " + duplicate_of[duplicate]
-    reason = reason.mask(~valid, invalid)
-    reason = reason.mask(missing, "missing address")
-    frame["_reason"] = reason
-    why = pd.Series("", index=frame.index, dtype=object)
-    for mask, label in (
-        (~frame["_in_segment"], "outside segment"),
-        (suppressed, "suppressed"),
-        (duplicate, "duplicate"),
-        (~valid, "invalid address"),
-        (missing, "missing address"),
+        suppressed |= valid & key.str.rpartition("@")[2].isin(sup_domains).to_numpy()
+    outside = ~frame["_in_segment"].to_numpy(dtype=bool)
+    why = np.full(len(frame), "", dtype=object)
+    reason = np.full(len(frame), "", dtype=object)
+    # Later masks win: a row outside the segment with a bad address is "invalid address".
+    for mask, label, text in (
+        (outside, "outside segment", f"outside segment {config.segment_name}"),
+        (suppressed, "suppressed", "suppressed"),
+        (duplicate, "duplicate", duplicate_of),
+        (~valid, "invalid address", invalid.to_numpy()),
+        (missing, "missing address", "missing address"),
     ):
-        why = why.mask(mask, label)
+        why[mask] = label
+        reason[mask] = text if isinstance(text, str) else text[mask]
+    frame["_reason"] = reason
     frame["_why"] = why
     languages = frame.get(language_column, pd.Series("", index=frame.index)).astype(str)
     # One rule (normalise_language), applied once per distinct spelling, not once per row.
     codes = languages.astype("category")
     table = [normalise_language(c, default_language) for c in codes.cat.categories]
     lookup = np.array([*table, default_language], dtype=object)  # code -1: a missing cell
-    language = pd.Series(lookup[codes.cat.codes.to_numpy()], index=frame.index)
-    unknown = int((language.isna() & (reason == "")).sum())
-    frame["_language"] = language.fillna(default_language)
-    for column in NAME_COLUMNS:
-        if column in frame.columns:
-            frame[column] = _clean_names(frame[column])
+    language = lookup[codes.cat.codes.to_numpy()]
+    unknown_rows = pd.isna(language)
+    unknown = int((unknown_rows & (reason == "")).sum())
+    language[unknown_rows] = default_language
+    frame["_language"] = language
     return CleanedList(frame, tuple(sources), unknown, config.segment_name)
 
 
