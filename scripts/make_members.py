@@ -142,6 +142,21 @@ def main() -> None:
             }
         )
     rnd.shuffle(rows)
+    # CASL consent (a separate generator, so the columns above stay as they were): most are
+    # current members (implied), some gave express consent, a few have no basis at all.
+    consent_rnd = random.Random(2018)
+    for row in rows:
+        roll = consent_rnd.random()
+        if roll < 0.04:
+            row["consent"] = consent_rnd.choice(["", "withdrawn"])
+        elif roll < 0.2:
+            year, month = consent_rnd.randint(2012, 2018), consent_rnd.randint(1, 12)
+            word = consent_rnd.choice(["express", "Exprès"])
+            row["consent"] = f"{word} {year}-{month:02d}-15"
+        elif "retired" in row["status"].lower():
+            row["consent"] = "implied 2016-06-30"  # membership ended: expired two years on
+        else:
+            row["consent"] = consent_rnd.choice(["implied", "implied", "Implicite", "member"])
     out = Path(__file__).resolve().parent.parent / "lists" / "members.csv"
     with out.open("w", encoding="utf-8", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))

@@ -192,6 +192,16 @@ def smtp_server() -> Iterator[Callable[..., tuple[TestServer, RecordingHandler]]
         server.stop()
 
 
+UNSUBSCRIBE_SECRET = "test-unsubscribe-secret-0123456789"
+
+
+@pytest.fixture(autouse=True)
+def unsubscribe_secret(monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test runs with the unsubscribe secret set, as a real send requires."""
+    monkeypatch.setenv("HARKAT_UNSUBSCRIBE_SECRET", UNSUBSCRIBE_SECRET)
+    return UNSUBSCRIBE_SECRET
+
+
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
     """A copy of the sample campaign, templates and list; returns the campaign YAML path."""

@@ -22,7 +22,9 @@ def _project(tmp_path: Path, project: Path, port: int, rate: int) -> Path:
     members = tmp_path / "lists" / "big.csv"
     with members.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["email", "first_name", "last_name", "language", "status", "local"])
+        writer.writerow(
+            ["email", "first_name", "last_name", "language", "status", "local", "consent"]
+        )
         for i in range(MEMBERS):
             writer.writerow(
                 [
@@ -32,6 +34,7 @@ def _project(tmp_path: Path, project: Path, port: int, rate: int) -> Path:
                     "fr" if i % 3 else "en",
                     "active",
                     str(100 + i % 50),
+                    "implied",
                 ]
             )
     text = project.read_text(encoding="utf-8")

@@ -6,6 +6,7 @@ import csv
 import mailbox
 import subprocess
 import sys
+from datetime import date
 from email import message_from_bytes, policy
 from pathlib import Path
 
@@ -16,8 +17,16 @@ from harkat_mail.cli import main
 from harkat_mail.contacts import check_address
 
 
+def _has_consent(value: str) -> bool:
+    """CASL, read independently: a current member (implied), or express consent with a date."""
+    words = value.strip().lower().split()
+    if words in (["implied"], ["implicite"], ["member"]):
+        return True
+    return len(words) == 2 and words[0] in ("express", "exprès") and words[1] <= str(date.today())
+
+
 def _expected(project: Path) -> dict[str, dict[str, str]]:
-    """Independent reading of the sample list: valid, first-of-duplicates, active members."""
+    """Independent reading of the sample list: valid, first-of-duplicates, active, consenting."""
     rows = list(csv.DictReader((project.parent.parent / "lists" / "members.csv").open()))
     out: dict[str, dict[str, str]] = {}
     seen: set[str] = set()
@@ -26,7 +35,7 @@ def _expected(project: Path) -> dict[str, dict[str, str]]:
         if email is None or email.lower() in seen:
             continue
         seen.add(email.lower())
-        if row["status"].strip().lower() == "active":
+        if row["status"].strip().lower() == "active" and _has_consent(row["consent"]):
             out[email.lower()] = row
     return out
 
@@ -280,7 +289,7 @@ def test_rejects_file_has_every_reason_and_is_formula_safe(project: Path, tmp_pa
     """validate --rejects writes one CSV row per skipped row, with reasons, formula-safe."""
     members = project.parent.parent / "lists" / "members.csv"
     members.write_text(
-        members.read_text(encoding="utf-8") + "M1,=cmd|' /C calc'!A0,X,Y,1,ON,en,active\n",
+        members.read_text(encoding="utf-8") + "M1,=cmd|' /C calc'!A0,X,Y,1,ON,en,active,implied\n",
         encoding="utf-8",
     )
     out_file = tmp_path / "rejects.csv"
@@ -288,21 +297,22 @@ def test_rejects_file_has_every_reason_and_is_formula_safe(project: Path, tmp_pa
     assert code == 0, out
     rows = list(csv.DictReader(out_file.open(encoding="utf-8")))
     reasons = {r["reason"].split(" ")[0] for r in rows}
-    assert reasons == {"duplicate", "invalid", "missing", "outside"}
-    assert len(rows) == 45
+    assert reasons == {"duplicate", "invalid", "missing", "outside", "no"}
+    kept = len(_expected(project))
+    assert len(rows) == 202 - kept
     hostile = [r for r in rows if "calc" in r["email"]]
     assert hostile and hostile[0]["email"].startswith("'=")
     code, checked = _run("lists", "check", str(members), "--campaign", str(project))
-    assert "202 rows read, 157 kept, 45 rejected" in checked
+    assert f"202 rows read, {kept} kept, {202 - kept} rejected" in checked
 
 
 def test_windows_1252_list_gives_correct_to_headers(project: Path, smtp_server) -> None:
     """A Windows-1252, ';'-separated French export reaches the To header correctly encoded."""
     members = project.parent.parent / "lists" / "members.csv"
     members.write_bytes(
-        "Courriel;Prénom;Nom;Langue;Statut;Section locale\n"
-        "helene@example.org;Hélène;Bélanger;Français;actif;12\n"
-        "francois@example.org;François;Côté;FR;active;12\n".encode("cp1252")
+        "Courriel;Prénom;Nom;Langue;Statut;Section locale;Consentement\n"
+        "helene@example.org;Hélène;Bélanger;Français;actif;12;implicite\n"
+        "francois@example.org;François;Côté;FR;active;12;exprès 2017-05-01\n".encode("cp1252")
     )
     text = project.read_text(encoding="utf-8").replace(
         "active: {status: active}", "active: {status: [active, actif]}"

@@ -23,6 +23,7 @@ from .reports import export, status_lines, write_rejects
 from .send import send as send_run
 from .send import send_tests
 from .sendlog import SendLog, reason_label
+from .tokens import secret_from_env
 
 F = TypeVar("F", bound=Callable[..., Any])
 REJECTS_HELP = "Write the rows not sent to, with their reasons, to FILE (CSV, formula-safe)."
@@ -137,6 +138,8 @@ def send(
     """Send CAMPAIGN_FILE, or resume it: only recipients not yet sent get a message."""
     campaign = load_campaign(campaign_file)
     smtp = parse_smtp_url(smtp_url) if smtp_url else campaign.smtp
+    if not (dry_run or smtp.local):  # links must verify at the unsubscribe server
+        secret_from_env(campaign.unsubscribe.secret_env, required=True)
     prepared = pipeline.prepare(campaign)
     if rejects is not None:
         write_rejects(rejects, prepared.contacts.rejected)

@@ -10,13 +10,20 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-import yaml
-
 from .errors import ConfigError
-from .models import Campaign, ListConfig, RetryPolicy, SmtpConfig, UnsubscribeConfig
+from .models import (
+    Campaign,
+    DkimConfig,
+    Identification,
+    ListConfig,
+    RetryPolicy,
+    SmtpConfig,
+    UnsubscribeConfig,
+)
+from .tokens import DEFAULT_SECRET_ENV
+from .yamldoc import LANG_RE, Doc, Reader
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-_LANG_RE = re.compile(r"^[a-z]{2}$")
 _TOP_KEYS = {
     "name",
     "from",
@@ -35,6 +42,9 @@ _TOP_KEYS = {
     "list_id",
     "bilingual",
     "retry",
+    "purpose",
+    "identification",
+    "dkim",
 }
 _SMTP_KEYS = {
     "per_hour",
@@ -51,122 +61,7 @@ _SMTP_KEYS = {
 }
 
 
-class _Doc:
-    """A YAML document as plain Python plus the line of every key path, for error messages."""
-
-    def __init__(self, path: Path, text: str) -> None:
-        self.path = path
-        self.lines: dict[tuple[str, ...], int] = {}
-        try:
-            node = yaml.compose(text, Loader=yaml.SafeLoader)
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            line = f":{mark.line + 1}" if mark is not None else ""
-            problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-            raise ConfigError(f"{path}{line}: not valid YAML: {problem}") from None
-        if node is None:
-            raise ConfigError(f"{path}: the file is empty; a campaign needs at least 'name'")
-        self.data = self._build(node, ())
-
-    def _build(self, node: yaml.Node, at: tuple[str, ...]) -> Any:
-        self.lines.setdefault(at, node.start_mark.line + 1)
-        if isinstance(node, yaml.MappingNode):
-            out: dict[str, Any] = {}
-            for key_node, value_node in node.value:
-                key = str(yaml.SafeLoader("").construct_object(key_node))
-                where = (*at, key)
-                if key in out:
-                    raise ConfigError(
-                        f"{self.path}:{key_node.start_mark.line + 1}: "
-                        f"{'.'.join(where)}: the key appears twice"
-                    )
-                self.lines[where] = key_node.start_mark.line + 1
-                out[key] = self._build(value_node, where)
-            return out
-        if isinstance(node, yaml.SequenceNode):
-            return [self._build(item, (*at, str(i))) for i, item in enumerate(node.value)]
-        return yaml.SafeLoader("").construct_object(node)
-
-    def error(self, at: tuple[str, ...], message: str) -> ConfigError:
-        line = self.lines.get(at) or self.lines.get(at[:-1]) or 1
-        key = ".".join(at) if at else "(top)"
-        return ConfigError(f"{self.path}:{line}: {key}: {message}")
-
-
-def _kind(value: object) -> str:
-    return {dict: "a map", list: "a list", str: "a string", bool: "true/false"}.get(
-        type(value), type(value).__name__
-    )
-
-
-class _Reader:
-    """Typed accessors over a ``_Doc`` that raise ``ConfigError`` with the key's line."""
-
-    def __init__(self, doc: _Doc) -> None:
-        self.doc = doc
-        self.base = doc.path.parent
-
-    def map(self, value: object, at: tuple[str, ...], allowed: set[str] | None) -> dict[str, Any]:
-        if not isinstance(value, dict):
-            raise self.doc.error(at, f"expected a map, got {_kind(value)}")
-        if allowed is not None:
-            for key in value:
-                if key not in allowed:
-                    known = ", ".join(sorted(allowed))
-                    raise self.doc.error((*at, key), f"unknown key (known keys: {known})")
-        return value
-
-    def text(self, value: object, at: tuple[str, ...]) -> str:
-        if not isinstance(value, str) or not value.strip():
-            raise self.doc.error(at, f"expected a non-empty string, got {_kind(value)}")
-        if any(c in value for c in "\r\n\0"):
-            raise self.doc.error(at, "must be one line (no line breaks)")
-        return value.strip()
-
-    def integer(self, value: object, at: tuple[str, ...], low: int, high: int) -> int:
-        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-            raise self.doc.error(at, f"expected a whole number from {low} to {high}, got {value!r}")
-        return value
-
-    def number(self, value: object, at: tuple[str, ...]) -> float:
-        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-            raise self.doc.error(at, f"expected a positive number, got {value!r}")
-        return float(value)
-
-    def path(self, value: object, at: tuple[str, ...]) -> Path:
-        return (self.base / self.text(value, at)).resolve()
-
-    def paths(self, value: object, at: tuple[str, ...]) -> tuple[Path, ...]:
-        items = value if isinstance(value, list) else [value]
-        if not items:
-            raise self.doc.error(at, "expected at least one path")
-        if isinstance(value, list):
-            return tuple(self.path(v, (*at, str(i))) for i, v in enumerate(items))
-        return (self.path(value, at),)
-
-    def address(self, value: object, at: tuple[str, ...]) -> str:
-        text = self.text(value, at)
-        _, addr = parseaddr(text)
-        if "@" not in addr or not addr.split("@")[-1]:
-            raise self.doc.error(at, f"not an email address: {text!r}")
-        return text
-
-    def per_language(self, value: object, at: tuple[str, ...], kind: str) -> dict[str, str]:
-        if isinstance(value, dict):
-            out: dict[str, str] = {}
-            for lang, item in value.items():
-                if not _LANG_RE.match(lang):
-                    raise self.doc.error((*at, lang), "expected a two-letter language code")
-                check = self.address if kind == "address" else self.text
-                out[lang] = check(item, (*at, lang))
-            if not out:
-                raise self.doc.error(at, "the map is empty")
-            return out
-        check = self.address if kind == "address" else self.text
-        return {"*": check(value, at)}
-
-
-def _segment(r: _Reader, spec: object, named: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+def _segment(r: Reader, spec: object, named: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
     if spec is None:
         return "all", {}
     if isinstance(spec, str):
@@ -190,9 +85,9 @@ def project_suppression(campaign_file: Path) -> Path:
     return root / "suppression.txt"
 
 
-def _list(r: _Reader, value: object, named: Mapping[str, Any]) -> ListConfig:
+def _list(r: Reader, value: object, named: Mapping[str, Any], commercial: bool) -> ListConfig:
     if isinstance(value, str):
-        return ListConfig(paths=r.paths(value, ("list",)))
+        value = {"path": value}
     spec = r.map(
         value,
         ("list",),
@@ -222,10 +117,11 @@ def _list(r: _Reader, value: object, named: Mapping[str, Any]) -> ListConfig:
         sheet=r.text(spec["sheet"], ("list", "sheet")) if "sheet" in spec else None,
         dedupe_by=dedupe_by,
         deliverability=check == "deliverability",
+        consent_required=commercial,
     )
 
 
-def _smtp(r: _Reader, value: object) -> SmtpConfig:
+def _smtp(r: Reader, value: object) -> SmtpConfig:
     if value is None or value == "local":
         return SmtpConfig(local=True)
     spec = r.map(value, ("smtp",), _SMTP_KEYS)
@@ -258,6 +154,64 @@ def _smtp(r: _Reader, value: object) -> SmtpConfig:
     )
 
 
+def _unsubscribe(r: Reader, value: object) -> UnsubscribeConfig:
+    spec = r.map(value, ("unsubscribe",), {"url", "mailto", "secret_env"})
+    if "url" not in spec:
+        raise r.doc.error(
+            ("unsubscribe",),
+            "missing key 'url': the https address of the unsubscribe server "
+            "(harkat-mail unsubscribe-server); every message carries a one-click link",
+        )
+    url = r.text(spec["url"], ("unsubscribe", "url"))
+    if not url.startswith("https://"):
+        raise r.doc.error(("unsubscribe", "url"), f"expected an https:// address, got {url!r}")
+    mailto = spec.get("mailto")
+    return UnsubscribeConfig(
+        url=url,
+        mailto=r.address(mailto, ("unsubscribe", "mailto")) if mailto else None,
+        secret_env=r.text(
+            spec.get("secret_env", DEFAULT_SECRET_ENV), ("unsubscribe", "secret_env")
+        ),
+    )
+
+
+def _identification(r: Reader, value: object, purpose: str) -> Identification | None:
+    if value is None:
+        if purpose == "commercial":
+            raise r.doc.error(
+                ("identification",),
+                "missing: a commercial campaign must name its sender, mailing address and "
+                "contact (CASL)",
+            )
+        return None
+    spec = r.map(value, ("identification",), {"name", "mailing_address", "contact"})
+    for key in ("name", "mailing_address", "contact"):
+        if key not in spec:
+            raise r.doc.error(("identification",), f"missing key {key!r}")
+    return Identification(
+        name=r.per_language(spec["name"], ("identification", "name"), "text"),
+        mailing_address=r.text(spec["mailing_address"], ("identification", "mailing_address")),
+        contact=r.text(spec["contact"], ("identification", "contact")),
+    )
+
+
+def _dkim(r: Reader, value: object) -> DkimConfig | None:
+    if value is None:
+        return None
+    spec = r.map(value, ("dkim",), {"domain", "selector", "key_path"})
+    for key in ("domain", "selector", "key_path"):
+        if key not in spec:
+            raise r.doc.error(("dkim",), f"missing key {key!r}")
+    key_path = r.path(spec["key_path"], ("dkim", "key_path"))
+    if not key_path.is_file():
+        raise r.doc.error(("dkim", "key_path"), f"no private key file at {key_path}")
+    return DkimConfig(
+        domain=r.text(spec["domain"], ("dkim", "domain")).lower(),
+        selector=r.text(spec["selector"], ("dkim", "selector")),
+        key_path=key_path,
+    )
+
+
 def load_campaign(path: str | Path) -> Campaign:
     """Read and validate a campaign file; raise ``ConfigError`` naming file, line and key."""
     source = Path(path)
@@ -267,8 +221,8 @@ def load_campaign(path: str | Path) -> Campaign:
         raise ConfigError(f"{source}: no such campaign file") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{source}: cannot read the campaign file ({exc})") from None
-    doc = _Doc(source, text)
-    r = _Reader(doc)
+    doc = Doc(source, text)
+    r = Reader(doc)
     top = r.map(doc.data, (), _TOP_KEYS)
     for key in ("name", "from", "subject", "template", "list"):
         if key not in top:
@@ -279,7 +233,7 @@ def load_campaign(path: str | Path) -> Campaign:
         raise doc.error(("name",), "use letters, digits, '.', '_' or '-' (it names files)")
     language = r.map(top.get("language", {}), ("language",), {"column", "default"})
     default_language = r.text(language.get("default", "en"), ("language", "default")).lower()
-    if not _LANG_RE.match(default_language):
+    if not LANG_RE.match(default_language):
         raise doc.error(("language", "default"), "expected a two-letter language code")
     senders = r.per_language(top["from"], ("from",), "address")
     subjects = r.per_language(top["subject"], ("subject",), "text")
@@ -294,7 +248,13 @@ def load_campaign(path: str | Path) -> Campaign:
         raise doc.error(("template",), f"no template folder at {template}")
     segments = r.map(top.get("segments", {}), ("segments",), None)
     variables = r.map(top.get("vars", {}), ("vars",), None)
-    unsub = r.map(top.get("unsubscribe", {}), ("unsubscribe",), {"url", "mailto", "secret_env"})
+    purpose = top.get("purpose")
+    if purpose not in ("informational", "commercial"):
+        raise doc.error(
+            ("purpose",),
+            f"expected informational or commercial, got {purpose!r} (CASL: fundraising, "
+            "sales and paid events are commercial)",
+        )
     reply_to = r.address(top["reply_to"], ("reply_to",)) if "reply_to" in top else None
     _, from_addr = parseaddr(senders[default_language])
     list_id = r.text(top.get("list_id", f"{name}.{from_addr.split('@')[1]}"), ("list_id",))
@@ -317,7 +277,7 @@ def load_campaign(path: str | Path) -> Campaign:
         reply_to=reply_to,
         subject=subjects,
         template=template,
-        contacts=_list(r, top["list"], segments),
+        contacts=_list(r, top["list"], segments, purpose == "commercial"),
         language_column=r.text(language.get("column", "language"), ("language", "column")),
         default_language=default_language,
         vars=variables,
@@ -331,18 +291,13 @@ def load_campaign(path: str | Path) -> Campaign:
         previews=r.path(top["previews"], ("previews",))
         if "previews" in top
         else (base / "previews" / name).resolve(),
-        unsubscribe=UnsubscribeConfig(
-            url=r.text(unsub["url"], ("unsubscribe", "url")) if "url" in unsub else None,
-            mailto=r.text(unsub["mailto"], ("unsubscribe", "mailto"))
-            if "mailto" in unsub
-            else None,
-            secret_env=r.text(unsub["secret_env"], ("unsubscribe", "secret_env"))
-            if "secret_env" in unsub
-            else None,
-        ),
+        unsubscribe=_unsubscribe(r, top.get("unsubscribe")),
         list_id=list_id,
         bilingual=bilingual,
         retry=retry,
+        purpose=purpose,
+        identification=_identification(r, top.get("identification"), purpose),
+        dkim=_dkim(r, top.get("dkim")),
     )
 
 

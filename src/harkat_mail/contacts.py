@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -15,6 +16,7 @@ import pyarrow.compute as pc
 
 from .addresses import check_address, validate_series
 from .arrowtext import clean_column, to_arrow
+from .consent import consent_basis
 from .errors import ContactListError
 from .models import Contact, ContactList, ListConfig, Rejected, SourceInfo
 
@@ -28,6 +30,7 @@ ALIASES: dict[str, tuple[str, ...]] = {
     "local": ("local", "section locale", "local number"),
     "province": ("province", "prov"),
     "status": ("status", "statut"),
+    "consent": ("consent", "consentement", "casl consent", "casl"),
 }
 _LANGUAGES = {
     "en": "en",
@@ -210,6 +213,7 @@ def _suppressed(paths: Iterable[Path]) -> tuple[set[str], set[str]]:
 
 
 NAME_COLUMNS = ("first_name", "last_name")
+T = TypeVar("T")
 
 
 @dataclass
@@ -246,6 +250,15 @@ def _first_of(identity: pd.Series, candidates: np.ndarray) -> tuple[np.ndarray, 
     return positions[repeats], positions[np.flatnonzero(first)][codes[repeats]]
 
 
+def _per_distinct(values: pd.Series, rule: Callable[[str], T]) -> np.ndarray:
+    """``rule`` applied once per distinct value (a missing cell reads as ""), per row."""
+    codes = values.astype("category")
+    table = [rule(str(c)) for c in codes.cat.categories]
+    lookup = np.empty(len(table) + 1, dtype=object)
+    lookup[:] = [*table, rule("")]  # code -1: a missing cell
+    return lookup[codes.cat.codes.to_numpy()]
+
+
 def clean_list(
     config: ListConfig, language_column: str, default_language: str, dns_resolver: Any = None
 ) -> CleanedList:
@@ -254,6 +267,11 @@ def clean_list(
     for path in config.paths:
         raw, info = _read_table(path, config.sheet)
         frame = _map_columns(path, raw, config.columns)
+        if config.consent_required and "consent" not in frame.columns:
+            raise ContactListError(
+                f"{path}: a commercial campaign needs a consent column (CASL; found: "
+                f"{', '.join(map(str, raw.columns))})"
+            )
         for column in frame.columns:
             frame[column] = clean_column(frame[column], column in NAME_COLUMNS)
         frame["_source"] = path.name
@@ -288,11 +306,21 @@ def clean_list(
     if sup_domains:
         suppressed |= valid & key.str.rpartition("@")[2].isin(sup_domains).to_numpy()
     outside = ~frame["_in_segment"].to_numpy(dtype=bool)
+    basis = np.full(len(frame), "", dtype=object)
+    no_consent = np.zeros(len(frame), dtype=bool)
+    consent_why = basis
+    if config.consent_required:
+        today = dt.date.today()
+        verdicts = _per_distinct(frame["consent"], lambda v: consent_basis(v, today))
+        basis = np.array([b or "" for b, _ in verdicts], dtype=object)
+        consent_why = np.array([w for _, w in verdicts], dtype=object)
+        no_consent = basis == ""
     why = np.full(len(frame), "", dtype=object)
     reason = np.full(len(frame), "", dtype=object)
     # Later masks win: a row outside the segment with a bad address is "invalid address".
     for mask, label, text in (
         (outside, "outside segment", f"outside segment {config.segment_name}"),
+        (no_consent, "no consent", consent_why),
         (suppressed, "suppressed", "suppressed"),
         (duplicate, "duplicate", duplicate_of),
         (~valid, "invalid address", invalid.to_numpy()),
@@ -301,13 +329,10 @@ def clean_list(
         why[mask] = label
         reason[mask] = text if isinstance(text, str) else text[mask]
     frame["_reason"] = reason
+    frame["_consent"] = basis
     frame["_why"] = why
     languages = frame.get(language_column, pd.Series("", index=frame.index)).astype(str)
-    # One rule (normalise_language), applied once per distinct spelling, not once per row.
-    codes = languages.astype("category")
-    table = [normalise_language(c, default_language) for c in codes.cat.categories]
-    lookup = np.array([*table, default_language], dtype=object)  # code -1: a missing cell
-    language = lookup[codes.cat.codes.to_numpy()]
+    language = _per_distinct(languages, lambda v: normalise_language(v, default_language))
     unknown_rows = pd.isna(language)
     unknown = int((unknown_rows & (reason == "")).sum())
     language[unknown_rows] = default_language
@@ -335,6 +360,7 @@ def load_contacts(config: ListConfig, language_column: str, default_language: st
                 last_name=fields.get("last_name", ""),
                 member_id=fields.get("member_id", ""),
                 fields=fields,
+                consent=record["_consent"],
             )
         )
     rejected_rows = frame[frame["_reason"] != ""]

@@ -72,6 +72,8 @@ class ListConfig:
     sheet: str | None = None  # Excel: the sheet to read (default: the first)
     dedupe_by: str = "email"  # or "member_id": one message per member, first row wins
     deliverability: bool = False  # validate: deliverability -> DNS check of every domain
+    consent_required: bool = False  # a commercial campaign: only members with a CASL basis
+    consent_column: str = "consent"
 
 
 @dataclass(frozen=True)
@@ -80,7 +82,29 @@ class UnsubscribeConfig:
 
     url: str | None = None
     mailto: str | None = None
-    secret_env: str | None = None
+    secret_env: str = "HARKAT_UNSUBSCRIBE_SECRET"
+
+
+@dataclass(frozen=True)
+class Identification:
+    """CASL: who sends, a mailing address, and a way to reach them, shown in every message."""
+
+    name: Mapping[str, str]  # language -> the sender's name as the message shows it
+    mailing_address: str
+    contact: str  # an email address, telephone number or web address
+
+    def name_for(self, language: str) -> str:
+        """The sender's name in a language, falling back to any one given."""
+        return self.name.get(language) or self.name.get("*") or next(iter(self.name.values()))
+
+
+@dataclass(frozen=True)
+class DkimConfig:
+    """Sign every message with this domain's key (the public half published at the selector)."""
+
+    domain: str
+    selector: str
+    key_path: Path
 
 
 @dataclass(frozen=True)
@@ -105,6 +129,9 @@ class Campaign:
     list_id: str
     bilingual: Literal["separate", "combined"] = "separate"
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    purpose: Literal["informational", "commercial"] = "informational"
+    identification: Identification | None = None
+    dkim: DkimConfig | None = None
 
     def sender_for(self, language: str) -> str:
         """The From header for a language, falling back to the default language."""
@@ -128,6 +155,7 @@ class Contact:
     last_name: str = ""
     member_id: str = ""
     fields: Mapping[str, str] = field(default_factory=dict)
+    consent: str = ""  # the CASL basis a commercial campaign sent under, for the send log
 
     @property
     def display_name(self) -> str:

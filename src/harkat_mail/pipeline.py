@@ -6,10 +6,10 @@ import hashlib
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from .checks import GMAIL_CLIP_BYTES, check_html
+from .checks import GMAIL_CLIP_BYTES, check_html, missing_identification
 from .contacts import load_contacts
 from .errors import RenderError
 from .message import message_id
@@ -56,11 +56,50 @@ def prepare(campaign: Campaign) -> Prepared:
     contacts = load_contacts(campaign.contacts, campaign.language_column, campaign.default_language)
     renderer = Renderer(campaign)
     renderer.prepare(contacts.contacts)
+    check_identification(campaign, renderer, contacts.contacts)
     builders = {
         lang: VariantMessages(campaign, lang, renderer.content_language(lang))
         for lang in renderer.languages
     }
     return Prepared(campaign, contacts, renderer, builders)
+
+
+def check_identification(
+    campaign: Campaign, renderer: Renderer, contacts: Sequence[Contact]
+) -> None:
+    """CASL: each language variant shows who sends, where, how to reach them, how to leave.
+
+    A commercial campaign that lacks any of them is refused; an informational one is warned.
+    """
+    first: dict[str, Contact] = {}
+    for contact in contacts:
+        first.setdefault(renderer.language_for(contact), contact)
+    problems: list[str] = []
+    for language, contact in sorted(first.items()):
+        content = renderer.render(contact)
+        missing = missing_identification(
+            content.html,
+            content.text,
+            content.unsubscribe_url,
+            renderer.unsubscribe.works(content.unsubscribe_url, contact.key),
+            campaign.identification,
+            language,
+        )
+        if not missing:
+            continue
+        line = f"{campaign.template / (language + '.html')}: the message lacks {'; '.join(missing)}"
+        if campaign.purpose == "commercial":
+            problems.append(line)
+        else:
+            variant = renderer.variants[language]
+            renderer.variants[language] = replace(
+                variant, warnings=(*variant.warnings, f"CASL: {line}")
+            )
+    if problems:
+        raise RenderError(
+            "CASL: a commercial campaign must identify its sender in every language: "
+            + " | ".join(problems)
+        )
 
 
 def input_fingerprints(campaign: Campaign) -> dict[str, str]:

@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import jinja2
 from jinja2 import meta
@@ -27,6 +23,7 @@ from .inline import (
     text_once,
 )
 from .models import Campaign, Contact, RenderedContent
+from .tokens import BadToken, Signer, secret_from_env
 
 _VARIANT_RE = re.compile(r"^([a-z]{2})\.html$")
 # Computed names that every recipient has, whatever the list's columns.
@@ -40,9 +37,9 @@ COMPUTED = (
     "campaign",
     "list_id",
     "unsubscribe_url",
+    "identification",
 )
 VERIFY_SAMPLE = 5
-_LOCAL_SECRET = b"harkat-mail local preview only"
 
 
 def _environment(folder: Path, autoescape: bool) -> SandboxedEnvironment:
@@ -89,25 +86,34 @@ class Variant:
 
 
 class Unsubscribe:
-    """Per-recipient unsubscribe links: address and list, signed so they cannot be forged."""
+    """Per-recipient one-click unsubscribe links, signed so they cannot be forged."""
 
     def __init__(self, campaign: Campaign) -> None:
         config = campaign.unsubscribe
         self.base = config.url
         self.mailto = config.mailto
-        secret = os.environ.get(config.secret_env, "") if config.secret_env else ""
-        self.key = secret.encode() or _LOCAL_SECRET
+        # Without the secret (dry runs, the capture relay) links use a local key; a send to a
+        # real relay refuses to start without it (send.require_secrets).
+        self.signer = Signer(secret_from_env(config.secret_env, required=False))
         self.list_id = campaign.list_id
         if self.base is not None:
-            joiner = "&" if "?" in self.base else "?"
-            self.prefix = f"{self.base}{joiner}list={quote(campaign.list_id, safe='')}&m="
+            self.prefix = f"{self.base}{'&' if '?' in self.base else '?'}t="
 
-    def url(self, contact_key: str) -> str:
+    def url(self, contact_key: str, language: str) -> str:
         """The link for one recipient (a mailto: when only an address is configured)."""
         if self.base is None:
             return f"mailto:{self.mailto}" if self.mailto else ""
-        mac = hmac.new(self.key, f"{self.list_id}\0{contact_key}".encode(), hashlib.sha256)
-        return f"{self.prefix}{quote(contact_key, safe='')}&t={mac.hexdigest()[:32]}"
+        return self.prefix + self.signer.token(self.list_id, contact_key, language)
+
+    def works(self, url: str, contact_key: str) -> bool:
+        """True when ``url`` is this campaign's link for this recipient and its token verifies."""
+        if self.base is None or not url.startswith(self.prefix):
+            return False
+        try:
+            named = self.signer.verify(url[len(self.prefix) :])
+        except BadToken:
+            return False
+        return named.list_id == self.list_id and named.address == contact_key
 
 
 class Renderer:
@@ -128,6 +134,18 @@ class Renderer:
             )
         self.variants: dict[str, Variant] = {}
         self.unsubscribe = Unsubscribe(campaign)
+        # Shown in the footer (CASL): {{ identification.name }}, .mailing_address, .contact.
+        ident = campaign.identification
+        self.identification = {
+            lang: {
+                "name": ident.name_for(lang),
+                "mailing_address": ident.mailing_address,
+                "contact": ident.contact,
+            }
+            if ident
+            else {}
+            for lang in self.languages
+        }
         self.combined = campaign.bilingual == "combined"
 
     def content_language(self, language: str) -> str:
@@ -146,6 +164,7 @@ class Renderer:
 
     def context(self, contact: Contact) -> dict[str, Any]:
         """Row columns, then the campaign's vars, then computed values (later ones win)."""
+        language = self.language_for(contact)
         ctx: dict[str, Any] = dict(contact.fields)
         ctx.update(self.campaign.vars)
         ctx.update(
@@ -153,11 +172,12 @@ class Renderer:
             first_name=contact.first_name,
             last_name=contact.last_name,
             display_name=contact.display_name,
-            language=self.language_for(contact),
+            language=language,
             member_id=contact.member_id,
             campaign=self.campaign.name,
             list_id=self.campaign.list_id,
-            unsubscribe_url=self.unsubscribe.url(contact.key),
+            unsubscribe_url=self.unsubscribe.url(contact.key, language),
+            identification=self.identification[language],
         )
         return ctx
 

@@ -34,6 +34,7 @@ CREATE TABLE IF NOT EXISTS recipient (
     code INTEGER,
     reply TEXT NOT NULL DEFAULT '',
     message_id TEXT NOT NULL DEFAULT '',
+    consent TEXT NOT NULL DEFAULT '',
     next_attempt_at REAL,
     created_at REAL NOT NULL,
     updated_at REAL NOT NULL,
@@ -64,6 +65,9 @@ class SendLog:
             # FULL: a committed `sending` or `sent` survives power loss, not only a crash.
             self.db.execute("PRAGMA synchronous=FULL")
             self.db.executescript(_SCHEMA)
+            columns = {row[1] for row in self.db.execute("PRAGMA table_info(recipient)")}
+            if "consent" not in columns:  # a log written before consent was recorded
+                self.db.execute("ALTER TABLE recipient ADD COLUMN consent TEXT NOT NULL DEFAULT ''")
         except sqlite3.Error as exc:
             raise SendLogError(f"{path}: cannot open the send log ({exc})") from None
 
@@ -120,8 +124,8 @@ class SendLog:
         with self._transaction():
             self.db.executemany(
                 "INSERT OR IGNORE INTO recipient (campaign, key, email, member_id, language,"
-                " source, row, state, message_id, created_at, updated_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " source, row, state, message_id, consent, created_at, updated_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     (
                         campaign,
@@ -133,6 +137,7 @@ class SendLog:
                         c.row,
                         State.PENDING,
                         message_ids[c.key],
+                        c.consent,
                         now,
                         now,
                     )
@@ -278,7 +283,7 @@ class _Tx:
 
 def reason_label(reason: str) -> str:
     """Group reasons for summaries: 'duplicate of x row 3' -> 'duplicate'."""
-    for prefix in ("duplicate", "invalid address", "outside segment", "suppressed"):
+    for prefix in ("duplicate", "invalid address", "outside segment", "suppressed", "no consent"):
         if reason.startswith(prefix):
             return prefix
     return reason
