@@ -103,9 +103,9 @@ def test_password_rules(monkeypatch) -> None:
 
 
 def test_auth_password_never_reaches_output_log_or_previews(
-    project: Path, smtp_server, monkeypatch
+    project: Path, smtp_server, monkeypatch, unsubscribe_secret: str
 ) -> None:
-    """A send with AUTH delivers, and the password is in no output, log or preview file."""
+    """A send with AUTH delivers; the password and unsubscribe secret are in no output or file."""
     logins: list[tuple[bytes, bytes]] = []
 
     def authenticator(server, session, envelope, mechanism, auth_data) -> AuthResult:
@@ -132,9 +132,10 @@ def test_auth_password_never_reaches_output_log_or_previews(
         outputs.append(runner.invoke(main, command).output)
     root = project.parent.parent
     files = [p for p in root.rglob("*") if p.is_file()]
-    assert all(SECRET.encode() not in p.read_bytes() for p in files)
-    assert all(SECRET not in o for o in outputs)
-    assert all(SECRET.encode() not in m.data for m in handler.messages)
+    for secret in (SECRET, unsubscribe_secret):
+        assert all(secret.encode() not in p.read_bytes() for p in files)
+        assert all(secret not in o for o in outputs)
+        assert all(secret.encode() not in m.data for m in handler.messages)
 
 
 def test_wrong_password_stops_the_run(project: Path, smtp_server, monkeypatch) -> None:

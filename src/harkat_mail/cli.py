@@ -23,7 +23,7 @@ from .reports import export, status_lines, write_rejects
 from .send import send as send_run
 from .send import send_tests
 from .sendlog import SendLog, reason_label
-from .tokens import secret_from_env
+from .tokens import DEFAULT_SECRET_ENV, Signer, secret_from_env
 
 F = TypeVar("F", bound=Callable[..., Any])
 REJECTS_HELP = "Write the rows not sent to, with their reasons, to FILE (CSV, formula-safe)."
@@ -310,6 +310,46 @@ def relay(maildir: Path, port: int) -> None:
     """Run the local capture relay on 127.0.0.1 until Ctrl-C."""
     server = local_relay(maildir, port=port).start()
     click.echo(f"capture relay on smtp://127.0.0.1:{server.port}, filing into {maildir}")
+    try:
+        while True:
+            time.sleep(3600)
+    finally:
+        server.stop()
+
+
+@main.command("unsubscribe-server")
+@click.option(
+    "--project",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=Path("."),
+    show_default=True,
+    help="The project folder (holding campaigns/): unsubscribes go to its suppression.txt.",
+)
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=click.IntRange(0, 65535), default=8025, show_default=True)
+@click.option(
+    "--secret-env",
+    default=DEFAULT_SECRET_ENV,
+    show_default=True,
+    help="Environment variable holding the secret the campaigns sign links with.",
+)
+@_clean_errors
+def unsubscribe_server(project: Path, host: str, port: int, secret_env: str) -> None:
+    """Serve one-click unsubscribe links (GET confirms, POST unsubscribes) until Ctrl-C.
+
+    Put it behind the HTTPS address in the campaigns' unsubscribe.url; needs the
+    'unsubscribe' extra (pip install 'harkat-mail[unsubscribe]').
+    """
+    try:
+        from .unsubscribe_server import ServerThread, make_app
+    except ImportError:
+        raise ConfigError(
+            "the unsubscribe server needs aiohttp: pip install 'harkat-mail[unsubscribe]'"
+        ) from None
+    signer = Signer(secret_from_env(secret_env, required=True))
+    suppression = project.resolve() / "suppression.txt"
+    server = ServerThread(make_app(signer, suppression), host, port).start()
+    click.echo(f"unsubscribe server on http://{host}:{server.port}, recording to {suppression}")
     try:
         while True:
             time.sleep(3600)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -19,6 +19,7 @@ from .arrowtext import clean_column, to_arrow
 from .consent import consent_basis
 from .errors import ContactListError
 from .models import Contact, ContactList, ListConfig, Rejected, SourceInfo
+from .suppression import read_suppressions
 
 # Headers recognised without a mapping (compared lower-cased and trimmed).
 ALIASES: dict[str, tuple[str, ...]] = {
@@ -192,26 +193,6 @@ def _segment_mask(frame: pd.DataFrame, filters: Mapping[str, object], label: str
 __all__ = ["check_address", "clean_list", "load_contacts", "normalise_language"]
 
 
-def _suppressed(paths: Iterable[Path]) -> tuple[set[str], set[str]]:
-    """Addresses and whole domains (lines ``@domain`` or ``domain``) not to send to."""
-    addresses: set[str] = set()
-    domains: set[str] = set()
-    for path in paths:
-        try:
-            lines = path.read_text(encoding="utf-8-sig").splitlines()
-        except OSError as exc:
-            raise ContactListError(f"{path}: cannot read the suppression file ({exc})") from None
-        for line in lines:
-            entry = line.split(",")[0].strip().strip('"').lower()
-            if not entry or entry.startswith("#") or entry == "email":
-                continue
-            if "@" in entry.lstrip("@"):
-                addresses.add(entry)
-            else:
-                domains.add(entry.lstrip("@"))
-    return addresses, domains
-
-
 NAME_COLUMNS = ("first_name", "last_name")
 T = TypeVar("T")
 
@@ -301,7 +282,7 @@ def clean_list(
         duplicate_of[repeats] = [
             f"duplicate of {sources_col[i]} row {rows_col[i]}" for i in firsts.tolist()
         ]
-    sup_addresses, sup_domains = _suppressed(config.suppress)
+    sup_addresses, sup_domains = read_suppressions(config.suppress)
     suppressed = valid & key.isin(sup_addresses).to_numpy()
     if sup_domains:
         suppressed |= valid & key.str.rpartition("@")[2].isin(sup_domains).to_numpy()

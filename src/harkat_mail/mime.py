@@ -15,23 +15,35 @@ import time
 from email.header import Header
 from email.utils import formataddr, formatdate, parseaddr
 
+from .dkimsign import DkimSigner
 from .message import header_safe, list_unsubscribe, message_id
 from .models import Campaign, Contact, OutgoingMessage, RenderedContent
 
 CRLF = "\r\n"
 
 
-def encode_header_value(value: str) -> str:
-    """An unstructured header value: ASCII as is, otherwise RFC 2047 encoded words."""
-    value = header_safe(value)
-    if value.isascii() and len(value) < 900:
-        return value
+def _encoded_words(value: str) -> str:
     return Header(value, "utf-8", maxlinelen=76).encode(linesep=CRLF)
+
+
+def encode_header_value(value: str) -> str:
+    """An unstructured header value: ASCII as is, otherwise RFC 2047 encoded words.
+
+    A value that itself looks like an encoded word (``=?utf-8?q?...?=``, e.g. a member's
+    "name" carrying an encoded line break) is encoded again, so readers show it literally.
+    """
+    value = header_safe(value)
+    if value.isascii() and len(value) < 900 and "=?" not in value:
+        return value
+    return _encoded_words(value)
 
 
 def encode_address(display: str, addr: str) -> str:
     """``Name <addr>`` with the name quoted or RFC 2047 encoded as needed."""
-    return formataddr((header_safe(display), addr), charset="utf-8").replace("\n", CRLF + " ")
+    display = header_safe(display)
+    if "=?" in display:  # see encode_header_value: never a decodable encoded word
+        return f"{_encoded_words(display)} <{addr}>"
+    return formataddr((display, addr), charset="utf-8").replace("\n", CRLF + " ")
 
 
 def _qp(text: str) -> bytes:
@@ -46,8 +58,15 @@ def _qp(text: str) -> bytes:
 class VariantMessages:
     """Builds the wire bytes of one variant's messages (one language of one campaign)."""
 
-    def __init__(self, campaign: Campaign, language: str, content_language: str = "") -> None:
+    def __init__(
+        self,
+        campaign: Campaign,
+        language: str,
+        content_language: str = "",
+        signer: DkimSigner | None = None,
+    ) -> None:
         self.campaign = campaign
+        self.signer = signer
         sender_name, self.sender = parseaddr(campaign.sender_for(language))
         self.boundary = f"=_harkat_{secrets.token_hex(12)}"
         fixed = [f"From: {encode_address(sender_name, self.sender)}"]
@@ -115,4 +134,6 @@ class VariantMessages:
                 self.end,
             )
         )
+        if self.signer is not None:
+            data = self.signer.sign(data)
         return OutgoingMessage(contact.key, self.sender, contact.email, msg_id, data)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from .checks import GMAIL_CLIP_BYTES, check_html, missing_identification
 from .contacts import load_contacts
+from .dkimsign import DkimSigner
 from .errors import RenderError
 from .message import message_id
 from .mime import VariantMessages
@@ -57,8 +58,9 @@ def prepare(campaign: Campaign) -> Prepared:
     renderer = Renderer(campaign)
     renderer.prepare(contacts.contacts)
     check_identification(campaign, renderer, contacts.contacts)
+    signer = DkimSigner(campaign.dkim) if campaign.dkim else None
     builders = {
-        lang: VariantMessages(campaign, lang, renderer.content_language(lang))
+        lang: VariantMessages(campaign, lang, renderer.content_language(lang), signer)
         for lang in renderer.languages
     }
     return Prepared(campaign, contacts, renderer, builders)

@@ -1,0 +1,138 @@
+"""The one-click unsubscribe endpoint (RFC 8058), an aiohttp application.
+
+``GET <url>?t=TOKEN`` shows a confirmation page in the member's language; nothing changes, so
+link scanners that fetch every URL unsubscribe nobody. ``POST`` with the form field
+``List-Unsubscribe=One-Click`` (what Gmail and Yahoo send, and what the page's button sends)
+records the address in the project-wide suppression file at once; every later campaign skips
+it. No cookies, no login. A bad or forged token gets a plain 400 and changes nothing.
+Addresses are not written to the server's log: the suppression file is the record.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import socket
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+
+from aiohttp import web
+
+from .suppression import add_suppression, read_suppressions
+from .tokens import BadToken, Signer, Subscription
+
+ONE_CLICK = "One-Click"
+_HEADERS = {
+    "Cache-Control": "no-store",
+    "Referrer-Policy": "no-referrer",
+    "X-Content-Type-Options": "nosniff",
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'",
+}
+_TEXT: Mapping[str, Mapping[str, str]] = {
+    "en": {
+        "title": "Unsubscribe",
+        "ask": "Stop sending messages from the list {list} to {address}?",
+        "button": "Unsubscribe",
+        "done": "Done: {address} will receive no more messages from the list {list}.",
+        "already": "{address} is already unsubscribed from the list {list}.",
+    },
+    "fr": {
+        "title": "Désabonnement",
+        "ask": "Ne plus envoyer les messages de la liste {list} à {address} ?",
+        "button": "Me désabonner",
+        "done": "C’est fait : {address} ne recevra plus de messages de la liste {list}.",
+        "already": "{address} est déjà désabonné·e de la liste {list}.",
+    },
+}
+BAD_TOKEN = (
+    "This unsubscribe link is not valid or was altered; nothing was changed.\n"
+    "Ce lien de désabonnement n’est pas valide ou a été modifié ; rien n’a été changé.\n"
+)
+
+
+def _page(subscription: Subscription, key: str, form: bool) -> web.Response:
+    words = _TEXT.get(subscription.language, _TEXT["en"])
+    values = {
+        "list": f"<b>{html.escape(subscription.list_id)}</b>",
+        "address": f"<b>{html.escape(subscription.address)}</b>",
+    }
+    body = f"<p>{words[key].format(**values)}</p>"
+    if form:
+        body += (
+            '<form method="post"><input type="hidden" name="List-Unsubscribe" '
+            f'value="{ONE_CLICK}"><button type="submit">{words["button"]}</button></form>'
+        )
+    lang = subscription.language if subscription.language in _TEXT else "en"
+    document = (
+        f'<!doctype html><html lang="{lang}"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{words['title']}</title></head>"
+        '<body style="font-family:Arial,sans-serif;max-width:36em;margin:3em auto;padding:0 1em">'
+        f"<h1>{words['title']}</h1>{body}</body></html>"
+    )
+    return web.Response(text=document, content_type="text/html", headers=_HEADERS)
+
+
+def make_app(signer: Signer, suppression: Path) -> web.Application:
+    """The application: any path, token in the ``t`` query parameter."""
+
+    def subscription(request: web.Request) -> Subscription:
+        try:
+            return signer.verify(request.query.get("t", ""))
+        except BadToken:
+            raise web.HTTPBadRequest(text=BAD_TOKEN, headers=_HEADERS) from None
+
+    def suppressed(address: str) -> bool:
+        return suppression.exists() and address.lower() in read_suppressions([suppression])[0]
+
+    async def confirm(request: web.Request) -> web.Response:
+        named = subscription(request)
+        already = await asyncio.to_thread(suppressed, named.address)
+        return _page(named, "already" if already else "ask", form=not already)
+
+    async def unsubscribe(request: web.Request) -> web.Response:
+        named = subscription(request)
+        form = await request.post()
+        if form.get("List-Unsubscribe") != ONE_CLICK:
+            raise web.HTTPBadRequest(
+                text="expected the form field List-Unsubscribe=One-Click\n", headers=_HEADERS
+            )
+        await asyncio.to_thread(
+            add_suppression, suppression, named.address, "unsubscribed", named.list_id
+        )
+        return _page(named, "done", form=False)
+
+    app = web.Application(client_max_size=16 * 1024)
+    app.router.add_get("/{tail:.*}", confirm)
+    app.router.add_post("/{tail:.*}", unsubscribe)
+    return app
+
+
+class ServerThread:
+    """The application on a loopback port in a background thread (tests, the quick start)."""
+
+    def __init__(self, app: web.Application, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.app, self.host, self.port = app, host, port
+        self.loop = asyncio.new_event_loop()
+        self._runner = web.AppRunner(app, access_log=None)
+        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+
+    def start(self) -> ServerThread:
+        """Listen, and return once the port accepts connections."""
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self._start(), self.loop).result(timeout=10)
+        return self
+
+    async def _start(self) -> None:
+        await self._runner.setup()
+        # Bind first, so port 0 (any free port) can be read back.
+        sock = socket.create_server((self.host, self.port))
+        self.port = int(sock.getsockname()[1])
+        await web.SockSite(self._runner, sock).start()
+
+    def stop(self) -> None:
+        """Close the listener and the loop."""
+        asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self.loop).result(timeout=10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(timeout=10)

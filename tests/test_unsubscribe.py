@@ -1,0 +1,165 @@
+"""One-click unsubscribe: message -> URL -> POST -> the next campaign skips that member."""
+
+from __future__ import annotations
+
+import re
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+from click.testing import CliRunner
+
+from harkat_mail.cli import main
+from harkat_mail.tokens import BadToken, Signer
+from harkat_mail.unsubscribe_server import ServerThread, make_app
+
+from .conftest import UNSUBSCRIBE_SECRET, Delivered
+
+ONE_CLICK = b"List-Unsubscribe=One-Click"
+
+
+@pytest.fixture
+def unsubscribe_server(project: Path) -> Iterator[tuple[ServerThread, Path]]:
+    """The unsubscribe server on a free loopback port, recording into the project's file."""
+    suppression = project.parent.parent / "suppression.txt"
+    app = make_app(Signer(UNSUBSCRIBE_SECRET.encode()), suppression)
+    server = ServerThread(app).start()
+    yield server, suppression
+    server.stop()
+
+
+def _send(project: Path, port: int) -> str:
+    result = CliRunner().invoke(
+        main, ["send", str(project), "--smtp", f"smtp://127.0.0.1:{port}", "--yes"]
+    )
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def _https_link(delivered: Delivered) -> str:
+    header = str(delivered.message["List-Unsubscribe"])
+    match = re.match(r"<(https://[^>]+)>", header)
+    assert match, header
+    return match.group(1)
+
+
+def _local(url: str, server: ServerThread) -> str:
+    """The message's https URL, aimed at the test server (TLS ends at a proxy in production)."""
+    parts = urlsplit(url)
+    return f"http://127.0.0.1:{server.port}{parts.path}?{parts.query}"
+
+
+def _request(url: str, body: bytes | None = None) -> tuple[int, str, dict[str, str]]:
+    request = urllib.request.Request(url, data=body, method="POST" if body is not None else "GET")
+    if body is not None:
+        request.add_header("Content-Type", "application/x-www-form-urlencoded")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, response.read().decode(), dict(response.headers)
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode(), dict(exc.headers)
+
+
+def test_every_message_carries_the_list_headers(project: Path, smtp_server) -> None:
+    """Message-ID, Date, MIME-Version, List-Id, one-line List-Unsubscribe (https + mailto), -Post."""
+    server, handler = smtp_server()
+    _send(project, server.port)
+    assert handler.messages
+    links = set()
+    for delivered in handler.messages:
+        msg = delivered.message
+        for name in ("Message-ID", "Date", "MIME-Version", "List-Id"):
+            assert msg[name], name
+        assert msg["List-Id"] == "<sept2018.cupw.example.org>"
+        raw = delivered.data.split(b"\r\n\r\n", 1)[0]
+        line = re.search(rb"^List-Unsubscribe: (.*)$", raw, re.M)
+        assert line is not None
+        # One unfolded line: the next header line is a new header, not a continuation.
+        after = raw[line.end() :].split(b"\r\n")[1]
+        assert not after[:1].isspace()
+        assert re.fullmatch(rb"<https://[^>]+>, <mailto:[^>]+>\r?", line.group(1))
+        assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+        links.add(_https_link(delivered))
+    assert len(links) == len(handler.messages)  # one link per recipient
+
+
+def test_unsubscribe_round_trip_then_the_next_campaign_skips_the_member(
+    project: Path, smtp_server, unsubscribe_server
+) -> None:
+    """GET confirms in the member's language; POST records; a later campaign skips them."""
+    web, suppression = unsubscribe_server
+    server, handler = smtp_server()
+    _send(project, server.port)
+    french = next(m for m in handler.messages if m.message["Content-Language"] == "fr")
+    address = french.rcpt_tos[0]
+    url = _local(_https_link(french), web)
+    status, page, headers = _request(url)
+    assert status == 200 and "Désabonnement" in page and address.lower() in page.lower()
+    assert "Set-Cookie" not in headers
+    assert not suppression.exists()  # a GET (a link scanner) changes nothing
+    status, page, headers = _request(url, ONE_CLICK)
+    assert status == 200 and "C’est fait" in page and "Set-Cookie" not in headers
+    lines = suppression.read_text(encoding="utf-8").splitlines()
+    assert any(line.startswith(f"{address.lower()},unsubscribed") for line in lines)
+    assert _request(url)[1].count("déjà désabonné") == 1
+    # The next campaign from the same project: everyone again, except the one who left.
+    second = project.with_name("oct2018.yaml")
+    second.write_text(
+        project.read_text(encoding="utf-8").replace("name: sept2018", "name: oct2018"),
+        encoding="utf-8",
+    )
+    server2, handler2 = smtp_server()
+    out = _send(second, server2.port)
+    assert "1 suppressed" in out
+    received = {m.rcpt_tos[0].lower() for m in handler2.messages}
+    assert address.lower() not in received
+    assert received == {m.rcpt_tos[0].lower() for m in handler.messages} - {address.lower()}
+
+
+def test_forged_or_broken_tokens_change_nothing(
+    project: Path, smtp_server, unsubscribe_server
+) -> None:
+    """A token for another address, signed with another key, or altered, gets 400 and no write."""
+    web, suppression = unsubscribe_server
+    server, handler = smtp_server()
+    _send(project, server.port)
+    url = _local(_https_link(handler.messages[0]), web)
+    base, token = url.split("?t=")
+    forged = Signer(b"not-the-campaign-secret-000000").token(
+        "sept2018.cupw.example.org", "victim@example.org", "en"
+    )
+    payload, mac = token.split(".")
+    flipped = payload[:-1] + ("A" if payload[-1] != "A" else "B")
+    for bad in (forged, f"{flipped}.{mac}", token[:-2], "", "x.y", token + "."):
+        status, body, _ = _request(f"{base}?t={bad}", ONE_CLICK)
+        assert status == 400 and "not valid" in body, bad
+        assert _request(f"{base}?t={bad}")[0] == 400
+    status, _, _ = _request(url, b"List-Unsubscribe=Yes")  # not the RFC 8058 body
+    assert status == 400
+    assert not suppression.exists()
+
+
+def test_tokens_name_list_and_address_and_resist_tampering() -> None:
+    """A token verifies only with its key and unchanged; it names its list, address, language."""
+    signer = Signer(b"k" * 32)
+    token = signer.token("news.example.org", "ana@example.org", "fr")
+    named = signer.verify(token)
+    assert (named.list_id, named.address, named.language) == (
+        "news.example.org",
+        "ana@example.org",
+        "fr",
+    )
+    assert token != signer.token("news.example.org", "ana2@example.org", "fr")
+    with pytest.raises(BadToken):
+        Signer(b"j" * 32).verify(token)
+    for i in range(len(token)):
+        changed = token[:i] + ("x" if token[i] != "x" else "y") + token[i + 1 :]
+        try:
+            again = signer.verify(changed)
+        except BadToken:
+            continue
+        assert again == named  # base64 padding bits: a different spelling of the same token
+    assert "k" * 32 not in repr(signer)
