@@ -8,6 +8,7 @@ Starts smtp-sink on 127.0.0.1, sends the sample appeal to N synthetic members wi
 connections (render, MIME, SMTP and the send log all included), then runs
 ``smtp-source -s 10`` with the same message count and size in the same run. Prints both
 messages/s and their ratio, and the peak RSS of a larger send (--rss-recipients).
+With --dkim every message is also DKIM-signed (a throwaway 2048-bit key).
 """
 
 from __future__ import annotations
@@ -35,14 +36,33 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def project(folder: Path, port: int, count: int) -> Path:
+def dkim_block(folder: Path) -> str:
+    """A throwaway RSA key in ``folder`` and the campaign's dkim: block for it."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    path = folder / "dkim.pem"
+    path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.TraditionalOpenSSL,
+            serialization.NoEncryption(),
+        )
+    )
+    return f"dkim:\n  domain: cupw.example.org\n  selector: bench\n  key_path: {path}\n"
+
+
+def project(folder: Path, port: int, count: int, dkim: bool = False) -> Path:
     """The sample campaign over ``count`` synthetic members, relayed to 127.0.0.1:port."""
     shutil.copytree(ROOT / "templates", folder / "templates")
     (folder / "campaigns").mkdir()
     (folder / "lists").mkdir()
     with (folder / "lists" / "members.csv").open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["email", "first_name", "last_name", "language", "status", "local"])
+        writer.writerow(
+            ["email", "first_name", "last_name", "language", "status", "local", "consent"]
+        )
         for i in range(count):
             writer.writerow(
                 [
@@ -52,6 +72,7 @@ def project(folder: Path, port: int, count: int) -> Path:
                     "fr" if i % 3 == 0 else "en",
                     "active",
                     str(100 + i % 400),
+                    "implied",
                 ]
             )
     text = (ROOT / "campaigns" / "sept2018.yaml").read_text(encoding="utf-8")
@@ -59,6 +80,8 @@ def project(folder: Path, port: int, count: int) -> Path:
         "smtp: local",
         f"smtp:\n  host: 127.0.0.1\n  port: {port}\n  tls: none\n  connections: 10",
     )
+    if dkim:
+        text += dkim_block(folder)
     campaign = folder / "campaigns" / "sept2018.yaml"
     campaign.write_text(text, encoding="utf-8")
     return campaign
@@ -68,8 +91,10 @@ def harkat_send(campaign: Path) -> tuple[float, float, int]:
     """Run the real command; return (messages/s it printed, wall seconds, its peak RSS in MB)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     started = time.perf_counter()
+    env = {**os.environ, "HARKAT_UNSUBSCRIBE_SECRET": "benchmark-secret-0123456789"}
     result = subprocess.run(
         [sys.executable, "-m", "harkat_mail", "send", str(campaign), "--yes"],
+        env=env,
         capture_output=True,
         text=True,
         check=False,
@@ -87,6 +112,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--recipients", type=int, default=20_000)
     parser.add_argument("--rss-recipients", type=int, default=100_000, help="0 to skip")
+    parser.add_argument("--dkim", action="store_true", help="DKIM-sign every message")
     args = parser.parse_args()
     for tool in (SINK, SOURCE):
         if not os.path.exists(tool):
@@ -96,7 +122,7 @@ def main() -> None:
     time.sleep(0.5)
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            campaign = project(Path(tmp), port, args.recipients)
+            campaign = project(Path(tmp), port, args.recipients, args.dkim)
             rate, wall, _ = harkat_send(campaign)
         message_size = 10_000  # the sample's messages are ~10 KB
         started = time.perf_counter()
@@ -116,7 +142,8 @@ def main() -> None:
         source_rate = args.recipients / (time.perf_counter() - started)
         print(
             f"harkat-mail send: {rate:,.0f} messages/s over {args.recipients:,} recipients "
-            f"(10 connections; {wall:.1f} s wall clock including start-up)"
+            f"(10 connections{', DKIM-signed' if args.dkim else ''}; "
+            f"{wall:.1f} s wall clock including start-up)"
         )
         print(
             f"smtp-source -s 10 (same run, {message_size // 1000} KB messages): "
@@ -125,7 +152,7 @@ def main() -> None:
         print(f"ratio: {rate / source_rate:.2f} of smtp-source")
         if args.rss_recipients:
             with tempfile.TemporaryDirectory() as tmp:
-                campaign = project(Path(tmp), port, args.rss_recipients)
+                campaign = project(Path(tmp), port, args.rss_recipients, args.dkim)
                 big_rate, big_wall, rss = harkat_send(campaign)
             print(
                 f"peak RSS of a {args.rss_recipients:,}-recipient send: {rss} MB "

@@ -359,3 +359,21 @@ def test_consent_basis_is_in_the_send_log_file(project: Path, smtp_server) -> No
     with sqlite3.connect(log) as db:
         rows = db.execute("SELECT consent FROM recipient WHERE state = 'sent'").fetchall()
     assert rows and all(r[0].startswith(("implied", "express")) for r in rows)
+
+
+def test_openssl_rsa_step_gives_dkimpys_exact_bytes(tmp_path: Path) -> None:
+    """The OpenSSL signing step returns byte for byte what dkimpy's pure-Python RSA returns."""
+    import hashlib
+
+    import dkim.crypto
+
+    from harkat_mail.dkimsign import openssl_rsa_sign
+
+    key_path, _ = _key_pair(tmp_path)
+    private = dkim.crypto.parse_pem_private_key(key_path.read_bytes())
+    assert dkim.RSASSA_PKCS1_v1_5_sign is openssl_rsa_sign  # installed on import
+    for payload in (b"", b"From: a@example.org\r\n", bytes(range(256)) * 40):
+        digest = hashlib.sha256(payload)
+        assert openssl_rsa_sign(digest, private) == dkim.crypto.RSASSA_PKCS1_v1_5_sign(
+            digest, private
+        )
