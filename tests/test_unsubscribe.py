@@ -163,3 +163,34 @@ def test_tokens_name_list_and_address_and_resist_tampering() -> None:
             continue
         assert again == named  # base64 padding bits: a different spelling of the same token
     assert "k" * 32 not in repr(signer)
+
+
+def test_the_command_serves_and_records_then_stops(tmp_path: Path) -> None:
+    """harkat-mail unsubscribe-server listens, records a one-click POST, and needs the secret."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "HARKAT_UNSUBSCRIBE_SECRET": UNSUBSCRIBE_SECRET}
+    command = [sys.executable, "-m", "harkat_mail", "unsubscribe-server"]
+    process = subprocess.Popen(
+        [*command, "--project", str(tmp_path), "--port", "0"],
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        first = process.stdout.readline()
+        port = int(re.search(r"127\.0\.0\.1:(\d+)", first).group(1))  # type: ignore[union-attr]
+        token = Signer(UNSUBSCRIBE_SECRET.encode()).token("l.example.org", "zoe@example.org", "en")
+        status, page, _ = _request(f"http://127.0.0.1:{port}/unsubscribe?t={token}", ONE_CLICK)
+        assert status == 200 and "zoe@example.org" in page
+        text = (tmp_path / "suppression.txt").read_text(encoding="utf-8")
+        assert "\nzoe@example.org,unsubscribed " in text and text.endswith(",l.example.org\n")
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+    env.pop("HARKAT_UNSUBSCRIBE_SECRET")
+    refused = subprocess.run([*command, "--port", "0"], env=env, capture_output=True, text=True)
+    assert refused.returncode == 2 and "HARKAT_UNSUBSCRIBE_SECRET is not set" in refused.stderr
