@@ -23,7 +23,7 @@ from .reports import export, status_lines, write_rejects
 from .send import send as send_run
 from .send import send_tests
 from .sendlog import SendLog, reason_label
-from .tokens import DEFAULT_SECRET_ENV, Signer, secret_from_env
+from .tokens import DEFAULT_SECRET_ENV, LOCAL_SECRET, Signer, secret_from_env
 
 F = TypeVar("F", bound=Callable[..., Any])
 REJECTS_HELP = "Write the rows not sent to, with their reasons, to FILE (CSV, formula-safe)."
@@ -140,6 +140,11 @@ def send(
     smtp = parse_smtp_url(smtp_url) if smtp_url else campaign.smtp
     if not (dry_run or smtp.local):  # links must verify at the unsubscribe server
         secret_from_env(campaign.unsubscribe.secret_env, required=True)
+    elif secret_from_env(campaign.unsubscribe.secret_env, required=False) == LOCAL_SECRET:
+        _say(
+            f"note: {campaign.unsubscribe.secret_env} is not set: unsubscribe links are signed "
+            "with a local key that no unsubscribe server accepts (fine for previews)"
+        )
     prepared = pipeline.prepare(campaign)
     if rejects is not None:
         write_rejects(rejects, prepared.contacts.rejected)
