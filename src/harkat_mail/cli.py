@@ -305,6 +305,15 @@ def lists_check(list_file: Path, campaign_file: Path | None, rejects: Path | Non
         click.echo(f"warning: {warning}")
 
 
+def _until_interrupted(stop: Callable[[], None]) -> None:
+    """Serve until Ctrl-C (which ``_clean_errors`` turns into exit 130), then ``stop``."""
+    try:
+        while True:
+            time.sleep(3600)
+    finally:
+        stop()
+
+
 @main.command()
 @click.option(
     "--maildir", type=click.Path(path_type=Path), required=True, help="Where mail is filed."
@@ -315,11 +324,7 @@ def relay(maildir: Path, port: int) -> None:
     """Run the local capture relay on 127.0.0.1 until Ctrl-C."""
     server = local_relay(maildir, port=port).start()
     click.echo(f"capture relay on smtp://127.0.0.1:{server.port}, filing into {maildir}")
-    try:
-        while True:
-            time.sleep(3600)
-    finally:
-        server.stop()
+    _until_interrupted(server.stop)
 
 
 @main.command("unsubscribe-server")
@@ -355,8 +360,4 @@ def unsubscribe_server(project: Path, host: str, port: int, secret_env: str) -> 
     suppression = project.resolve() / "suppression.txt"
     server = ServerThread(make_app(signer, suppression), host, port).start()
     click.echo(f"unsubscribe server on http://{host}:{server.port}, recording to {suppression}")
-    try:
-        while True:
-            time.sleep(3600)
-    finally:
-        server.stop()
+    _until_interrupted(server.stop)
