@@ -201,6 +201,12 @@ def validate(campaign_file: Path, rejects: Path | None) -> None:
     if rejects is not None:
         write_rejects(rejects, contacts.rejected)
     click.echo(f"{campaign.name}: {contacts.rows_read} rows read, {len(contacts.contacts)} to send")
+    consent = (
+        "members without a consent basis are skipped"
+        if campaign.purpose == "commercial"
+        else ("no consent basis needed")
+    )
+    click.echo(f"  purpose: {campaign.purpose} (CASL: {consent})")
     languages: dict[str, int] = {}
     for contact in contacts.contacts:
         lang = prepared.renderer.language_for(contact)
