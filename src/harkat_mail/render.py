@@ -93,7 +93,7 @@ class Unsubscribe:
         self.base = config.url
         self.mailto = config.mailto
         # Without the secret (dry runs, the capture relay) links use a local key; a send to a
-        # real relay refuses to start without it (send.require_secrets).
+        # real relay refuses to start without it (the send command checks first).
         self.signer = Signer(secret_from_env(config.secret_env, required=False))
         self.list_id = campaign.list_id
         if self.base is not None:
