@@ -179,6 +179,20 @@ def test_commercial_campaign_without_identification_is_refused(project: Path) ->
     assert code != 0 and "identification: missing: a commercial campaign" in out
 
 
+def test_informational_campaign_without_identification_is_told_what_to_declare(
+    project: Path,
+) -> None:
+    """A template reading identification in a campaign that declares none names the fix."""
+    text = project.read_text(encoding="utf-8").replace(
+        "purpose: commercial", "purpose: informational"
+    )
+    start, end = text.index("identification:"), text.index("from:")
+    project.write_text(text[:start] + text[end:], encoding="utf-8")
+    code, out = _run("validate", str(project))
+    assert code != 0
+    assert "en.html: undefined variable 'identification' (declare identification:" in out
+
+
 def test_real_send_needs_the_unsubscribe_secret(project: Path, smtp_server, monkeypatch) -> None:
     """Without the secret a send to a real relay is refused; dry runs and the capture relay work."""
     monkeypatch.delenv("HARKAT_UNSUBSCRIBE_SECRET")

@@ -199,10 +199,12 @@ class Renderer:
                 raise RenderError(f"{path}:{exc.lineno}: {exc.message}") from None
             missing = sorted(meta.find_undeclared_variables(ast) - available)
             if missing:
-                raise RenderError(
-                    f"{path}: undefined variable {missing[0]!r} (not a list column, a var "
-                    "in the campaign, or a computed value)"
+                hint = (
+                    "declare identification: in the campaign"
+                    if missing[0] == "identification"
+                    else "not a list column, a var in the campaign, or a computed value"
                 )
+                raise RenderError(f"{path}: undefined variable {missing[0]!r} ({hint})")
         for language, subject in self.campaign.subject.items():
             try:
                 ast = self.text_env.parse(subject)
@@ -220,7 +222,10 @@ class Renderer:
         for contact in contacts:
             keys = set(contact.fields)
             columns = keys if columns is None else columns & keys
-        self._check_names((columns or set()) | set(self.campaign.vars) | set(COMPUTED))
+        computed = set(COMPUTED)
+        if self.campaign.identification is None:  # a template reading it is told to declare it
+            computed.discard("identification")
+        self._check_names((columns or set()) | set(self.campaign.vars) | computed)
         by_language: dict[str, list[Contact]] = {}
         for contact in contacts:
             by_language.setdefault(self.language_for(contact), []).append(contact)
