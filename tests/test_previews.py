@@ -38,7 +38,7 @@ def _dry_run(project: Path) -> tuple[str, Path]:
 
 
 def test_preview_index_lists_variants_counts_and_warnings(project: Path) -> None:
-    """index.html shows each segment x language with its count, subject, text and warnings."""
+    """index.html shows counts, subject, text, warnings, the purpose and rows without consent."""
     en = project.parent.parent / "templates" / "harkat-appeal" / "en.html"
     en.write_text(
         en.read_text().replace("{{ video_url }}", "http://video.example.org/")
@@ -53,6 +53,8 @@ def test_preview_index_lists_variants_counts_and_warnings(project: Path) -> None
     assert "Subject:</strong> Mohamed Harkat doit rester au Canada" in page
     assert "Phone (375 px)" in page and "Desktop (680 px)" in page
     assert "Dear " in page and "Bonjour " in page  # the text parts
+    assert "Purpose: commercial. CASL: only members with a consent basis" in page
+    assert "<td>no consent</td>" in page
 
 
 def test_sample_preview_has_no_warnings(project: Path) -> None:

@@ -106,6 +106,16 @@ def _section(preview: Preview) -> str:
 </section>"""
 
 
+def _purpose_note(campaign: Campaign) -> str:
+    checked = "sender name, mailing address, contact and a working unsubscribe link"
+    if campaign.purpose == "commercial":
+        return (
+            f"CASL: only members with a consent basis are included; every variant shows the "
+            f"{checked} (checked before this preview was written)."
+        )
+    return f"No consent basis needed; variants missing the {checked} are warned below."
+
+
 def write_previews(
     folder: Path, campaign: Campaign, previews: Iterable[Preview], contacts: ContactList
 ) -> Path:
@@ -136,6 +146,7 @@ iframe{{border:1px solid #999}}figure{{margin:0}}
 pre{{background:#f6f6f6;padding:1em;white-space:pre-wrap}}</style></head>
 <body><h1>Preview: {e(campaign.name)}</h1>
 <p>{len(contacts.contacts)} recipients from {contacts.rows_read} rows read; nothing was sent.</p>
+<p>Purpose: {e(campaign.purpose)}. {_purpose_note(campaign)}</p>
 <h2>Recipients by segment and language</h2>
 <table><tr><th>segment</th><th>language</th><th>recipients</th><th>warnings</th></tr>
 {count_rows}</table>
