@@ -63,14 +63,18 @@ async def rendered(
     batches = [indices[i : i + BATCH] for i in range(0, len(indices), BATCH)]
     loop = asyncio.get_running_loop()
     context = multiprocessing.get_context("spawn")  # no fork of a process with threads
+    # DKIM signing costs several times the rendering: then both cores sign, and the sending
+    # loop (mostly waiting on sockets) shares one of them.
+    workers = 2 if prepared.campaign.dkim else 1
+    depth = workers + 1  # batches in flight: every worker busy while one batch is sent
     with ProcessPoolExecutor(
-        1, context, initializer=_init, initargs=(str(prepared.campaign.source),)
+        workers, context, initializer=_init, initargs=(str(prepared.campaign.source),)
     ) as pool:
-        ahead = [loop.run_in_executor(pool, _render, batch) for batch in batches[:2]]
+        ahead = [loop.run_in_executor(pool, _render, batch) for batch in batches[:depth]]
         for number in range(len(batches)):
             results = await ahead.pop(0)
-            if number + 2 < len(batches):
-                ahead.append(loop.run_in_executor(pool, _render, batches[number + 2]))
+            if number + depth < len(batches):
+                ahead.append(loop.run_in_executor(pool, _render, batches[number + depth]))
             for count, item in enumerate(results, start=1):
                 if isinstance(item, OutgoingMessage):
                     yield item
