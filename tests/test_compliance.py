@@ -222,10 +222,16 @@ def _key_pair(tmp_path: Path) -> tuple[Path, bytes]:
     return path, b"v=DKIM1; k=rsa; p=" + base64.b64encode(public)
 
 
+@pytest.mark.parametrize("workers", [False, True])
 def test_dkim_signatures_verify_and_cover_the_unsubscribe_headers(
-    project: Path, smtp_server, tmp_path: Path
+    project: Path, smtp_server, tmp_path: Path, monkeypatch, workers: bool
 ) -> None:
-    """Delivered messages verify against the public key; h= covers the RFC 8058 headers."""
+    """Delivered messages (signed in-process or by render workers) verify; h= covers RFC 8058."""
+    if workers:
+        from harkat_mail import renderpool
+
+        monkeypatch.setattr(renderpool, "POOL_FROM", 10)
+        monkeypatch.setattr(renderpool, "BATCH", 30)
     key_path, record = _key_pair(tmp_path)
     text = project.read_text(encoding="utf-8") + (
         f"dkim:\n  domain: cupw.example.org\n  selector: harkat2018\n  key_path: {key_path}\n"
@@ -241,6 +247,7 @@ def test_dkim_signatures_verify_and_cover_the_unsubscribe_headers(
     code, out = _send(project, server.port)
     assert code == 0, out
     assert len(handler.messages) > 100
+    assert len({m.rcpt_tos[0] for m in handler.messages}) == len(handler.messages)
     for delivered in handler.messages:
         assert dkim.verify(delivered.data, dnsfunc=dns), delivered.rcpt_tos
         signature = str(delivered.message["DKIM-Signature"])
