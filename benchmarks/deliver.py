@@ -38,19 +38,10 @@ def free_port() -> int:
 
 def dkim_block(folder: Path) -> str:
     """A throwaway RSA key in ``folder`` and the campaign's dkim: block for it."""
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import rsa
+    from harkat_mail.dkimsign import generate_key
 
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    path = folder / "dkim.pem"
-    path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.TraditionalOpenSSL,
-            serialization.NoEncryption(),
-        )
-    )
-    return f"dkim:\n  domain: cupw.example.org\n  selector: bench\n  key_path: {path}\n"
+    generate_key(folder / "dkim.pem")
+    return f"dkim:\n  domain: cupw.example.org\n  selector: bench\n  key_path: {folder}/dkim.pem\n"
 
 
 def project(folder: Path, port: int, count: int, dkim: bool = False) -> Path:

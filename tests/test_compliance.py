@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import csv
 import datetime as dt
 import io
@@ -15,11 +14,10 @@ from pathlib import Path
 import dkim
 import pytest
 from click.testing import CliRunner
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 
 from harkat_mail.cli import main
 from harkat_mail.consent import consent_basis
+from harkat_mail.dkimsign import generate_key
 
 HEADER = "email,first_name,last_name,language,status,local,consent\n"
 TODAY = dt.date(2026, 11, 27)
@@ -207,19 +205,8 @@ def test_real_send_needs_the_unsubscribe_secret(project: Path, smtp_server, monk
 
 
 def _key_pair(tmp_path: Path) -> tuple[Path, bytes]:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     path = tmp_path / "dkim.pem"
-    path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.TraditionalOpenSSL,
-            serialization.NoEncryption(),
-        )
-    )
-    public = key.public_key().public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    return path, b"v=DKIM1; k=rsa; p=" + base64.b64encode(public)
+    return path, generate_key(path).encode("ascii")
 
 
 @pytest.mark.parametrize("workers", [False, True])
@@ -257,6 +244,27 @@ def test_dkim_signatures_verify_and_cover_the_unsubscribe_headers(
     assert set(asked) == {b"harkat2018._domainkey.cupw.example.org."}
     tampered = handler.messages[0].data.replace(b"Subject: ", b"Subject: FREE ", 1)
     assert not dkim.verify(tampered, dnsfunc=dns)
+
+
+def test_dkim_key_command_writes_a_private_key_and_the_record_that_verifies(
+    tmp_path: Path,
+) -> None:
+    """dkim-key writes a mode-600 key and a TXT record whose key verifies its signatures."""
+    from harkat_mail.dkimsign import DkimSigner
+    from harkat_mail.models import DkimConfig
+
+    key_file = tmp_path / "dkim.pem"
+    code, out = _run("dkim-key", str(key_file), "--domain", "cupw.example.org")
+    assert code == 0, out
+    assert key_file.stat().st_mode & 0o777 == 0o600
+    line = out.splitlines()[-1]
+    assert line.startswith("harkat._domainkey.cupw.example.org. IN TXT ( ")
+    record = "".join(re.findall(r'"([^"]+)"', line)).encode()
+    signer = DkimSigner(DkimConfig("cupw.example.org", "harkat", key_file))
+    message = b"From: a@cupw.example.org\r\nSubject: hi\r\n\r\nhello\r\n"
+    assert dkim.verify(signer.sign(message), dnsfunc=lambda name, timeout=5: record)
+    code, out = _run("dkim-key", str(key_file), "--domain", "cupw.example.org")
+    assert code != 0 and "not overwriting" in out
 
 
 def test_a_bad_dkim_key_is_refused_before_sending(project: Path, tmp_path: Path) -> None:

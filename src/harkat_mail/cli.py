@@ -15,6 +15,7 @@ import click
 from . import pipeline
 from .config import load_campaign, parse_smtp_url
 from .contacts import load_contacts
+from .dkimsign import generate_key
 from .errors import ConfigError, HarkatError
 from .models import ListConfig, RunSummary, SmtpConfig
 from .progress import reporter
@@ -331,6 +332,19 @@ def relay(maildir: Path, port: int) -> None:
     server = local_relay(maildir, port=port).start()
     click.echo(f"capture relay on smtp://127.0.0.1:{server.port}, filing into {maildir}")
     _until_interrupted(server.stop)
+
+
+@main.command("dkim-key")
+@click.argument("key_file", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--selector", default="harkat", show_default=True)
+@click.option("--domain", required=True, help="The sending domain (From: ...@DOMAIN).")
+@_clean_errors
+def dkim_key(key_file: Path, selector: str, domain: str) -> None:
+    """Make a DKIM key pair: KEY_FILE (private, mode 600) and the DNS record to publish."""
+    record = generate_key(key_file)
+    click.echo(f"wrote {key_file}; publish this TXT record, then add dkim: to the campaign:")
+    pieces = " ".join(f'"{record[i : i + 255]}"' for i in range(0, len(record), 255))
+    click.echo(f"{selector}._domainkey.{domain}. IN TXT ( {pieces} )")  # 255-byte strings
 
 
 @main.command("unsubscribe-server")

@@ -8,12 +8,15 @@ compares them), at about a millisecond.
 
 from __future__ import annotations
 
+import base64
+import os
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import dkim
 import dkim.crypto
-from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa, utils
 
 from .errors import ConfigError
@@ -102,3 +105,26 @@ class DkimSigner:
             include_headers=list(SIGNED),
         )
         return bytes(header) + message
+
+
+def generate_key(path: Path, bits: int = 2048) -> str:
+    """Write a new RSA private key to ``path`` (mode 600); return the DNS TXT record value.
+
+    Publish the value at ``<selector>._domainkey.<domain>``; refuses to overwrite a key.
+    """
+    key = rsa.generate_private_key(public_exponent=65537, key_size=bits)
+    pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.TraditionalOpenSSL,
+        serialization.NoEncryption(),
+    )
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise ConfigError(f"{path}: a key is already there; not overwriting it") from None
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(pem)
+    public = key.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return "v=DKIM1; k=rsa; p=" + base64.b64encode(public).decode("ascii")
