@@ -167,6 +167,24 @@ def test_a_variant_without_identification_fails_commercial_and_warns_information
     assert code == 0 and "warning: CASL:" in out
 
 
+def test_identification_is_checked_beyond_the_first_recipient(project: Path) -> None:
+    """A mailing address shown only to members with a local is caught on a later recipient."""
+    template = project.parent.parent / "templates" / "harkat-appeal" / "en.html"
+    _edit(
+        template,
+        "{{ identification.mailing_address }}",
+        "{% if local %}{{ identification.mailing_address }}{% endif %}",
+    )
+    _members(
+        project,
+        "a@example.org,Ana,Roy,en,active,12,implied\n"
+        "b@example.org,Bo,Roy,en,active,5,implied\n"
+        "c@example.org,Cy,Roy,en,active,,implied\n",
+    )
+    code, out = _run("validate", str(project))
+    assert code != 0 and "en.html: the message lacks the mailing address" in out
+
+
 def test_commercial_campaign_without_identification_is_refused(project: Path) -> None:
     """The identification block is required for commercial campaigns, named with its line."""
     text = project.read_text(encoding="utf-8")

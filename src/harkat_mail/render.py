@@ -272,7 +272,7 @@ class Renderer:
     def _variant(self, language: str, contacts: Sequence[Contact]) -> Variant:
         name, flat, reference, text_template, subject_source = self._sources(language)
         subject = self._compile(self.text_env, subject_source, f"{self.campaign.source}: subject")
-        sample = _spread(contacts, VERIFY_SAMPLE)
+        sample = spread(contacts, VERIFY_SAMPLE)
         warnings: list[str] = []
         html_template: jinja2.Template = reference
         once = False
@@ -343,7 +343,7 @@ class Renderer:
         return [w for v in self.variants.values() for w in v.warnings]
 
 
-def _spread(items: Sequence[Contact], count: int) -> list[Contact]:
+def spread(items: Sequence[Contact], count: int) -> list[Contact]:
     """Up to ``count`` items spread over the sequence: first, last and between."""
     if len(items) <= count:
         return list(items)
