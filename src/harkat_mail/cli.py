@@ -24,7 +24,7 @@ from .reports import export, status_lines, write_rejects
 from .send import send as send_run
 from .send import send_tests
 from .sendlog import SendLog, reason_label
-from .tokens import DEFAULT_SECRET_ENV, LOCAL_SECRET, Signer, secret_from_env
+from .tokens import DEFAULT_SECRET_ENV, Signer, secret_from_env, secret_is_set
 
 F = TypeVar("F", bound=Callable[..., Any])
 REJECTS_HELP = "Write the rows not sent to, with their reasons, to FILE (CSV, formula-safe)."
@@ -141,7 +141,7 @@ def send(
     smtp = parse_smtp_url(smtp_url) if smtp_url else campaign.smtp
     if not (dry_run or smtp.local):  # links must verify at the unsubscribe server
         secret_from_env(campaign.unsubscribe.secret_env, required=True)
-    elif secret_from_env(campaign.unsubscribe.secret_env, required=False) == LOCAL_SECRET:
+    elif not secret_is_set(campaign.unsubscribe.secret_env):
         _say(
             f"note: {campaign.unsubscribe.secret_env} is not set: unsubscribe links are signed "
             "with a local key that no unsubscribe server accepts (fine for previews)"
@@ -202,11 +202,8 @@ def validate(campaign_file: Path, rejects: Path | None) -> None:
     if rejects is not None:
         write_rejects(rejects, contacts.rejected)
     click.echo(f"{campaign.name}: {contacts.rows_read} rows read, {len(contacts.contacts)} to send")
-    consent = (
-        "members without a consent basis are skipped"
-        if campaign.purpose == "commercial"
-        else ("no consent basis needed")
-    )
+    commercial = campaign.purpose == "commercial"
+    consent = "members without a consent basis are skipped" if commercial else "no consent needed"
     click.echo(f"  purpose: {campaign.purpose} (CASL: {consent})")
     languages: dict[str, int] = {}
     for contact in contacts.contacts:

@@ -80,6 +80,11 @@ class Signer:
         return Subscription(list_id, address, language)
 
 
+def secret_is_set(name: str | None) -> bool:
+    """True when environment variable ``name`` holds a secret (else the local key is used)."""
+    return bool(os.environ.get(name, "") if name else "")
+
+
 def secret_from_env(name: str | None, required: bool) -> bytes:
     """The key from environment variable ``name``; the local key when not required and unset."""
     value = os.environ.get(name, "") if name else ""
