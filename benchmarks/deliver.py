@@ -38,7 +38,7 @@ def free_port() -> int:
 
 def dkim_block(folder: Path) -> str:
     """A throwaway RSA key in ``folder`` and the campaign's dkim: block for it."""
-    from harkat_mail.dkimsign import generate_key
+    from harkat_mail.mail.dkimsign import generate_key
 
     generate_key(folder / "dkim.pem")
     return f"dkim:\n  domain: cupw.example.org\n  selector: bench\n  key_path: {folder}/dkim.pem\n"

@@ -14,11 +14,11 @@ import resource
 import time
 from pathlib import Path
 
-from harkat_mail.config import load_campaign
-from harkat_mail.inline import html_to_text, premailer_inline
-from harkat_mail.message import build_message
+from harkat_mail.campaign import load_campaign
+from harkat_mail.mail.message import build_message
 from harkat_mail.models import Contact, RenderedContent
-from harkat_mail.pipeline import prepare
+from harkat_mail.render.inline import html_to_text, premailer_inline
+from harkat_mail.run import prepare
 
 ROOT = Path(__file__).resolve().parent.parent
 FIRST = ["Émilie", "Jean-François", "Zoë", "Amina", "Liam", "Gaëlle", "Raj", "Hélène", "Owen"]

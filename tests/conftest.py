@@ -17,7 +17,7 @@ import pytest
 from aiosmtpd.smtp import SMTP as SMTPServer
 from aiosmtpd.smtp import Envelope, Session
 
-from harkat_mail.relay import RelayThread
+from harkat_mail.delivery import RelayThread
 
 REPO = Path(__file__).resolve().parent.parent
 

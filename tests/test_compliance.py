@@ -16,8 +16,8 @@ import pytest
 from click.testing import CliRunner
 
 from harkat_mail.cli import main
-from harkat_mail.consent import consent_basis
-from harkat_mail.dkimsign import generate_key
+from harkat_mail.lists.consent import consent_basis
+from harkat_mail.mail.dkimsign import generate_key
 
 HEADER = "email,first_name,last_name,language,status,local,consent\n"
 TODAY = dt.date(2026, 11, 27)
@@ -233,7 +233,7 @@ def test_dkim_signatures_verify_and_cover_the_unsubscribe_headers(
 ) -> None:
     """Delivered messages (signed in-process or by render workers) verify; h= covers RFC 8058."""
     if workers:
-        from harkat_mail import renderpool
+        from harkat_mail.run import renderpool
 
         monkeypatch.setattr(renderpool, "POOL_FROM", 10)
         monkeypatch.setattr(renderpool, "BATCH", 30)
@@ -268,7 +268,7 @@ def test_dkim_key_command_writes_a_private_key_and_the_record_that_verifies(
     tmp_path: Path,
 ) -> None:
     """dkim-key writes a mode-600 key and a TXT record whose key verifies its signatures."""
-    from harkat_mail.dkimsign import DkimSigner
+    from harkat_mail.mail.dkimsign import DkimSigner
     from harkat_mail.models import DkimConfig
 
     key_file = tmp_path / "dkim.pem"
@@ -414,7 +414,7 @@ def test_openssl_rsa_step_gives_dkimpys_exact_bytes(tmp_path: Path) -> None:
 
     import dkim.crypto
 
-    from harkat_mail.dkimsign import openssl_rsa_sign
+    from harkat_mail.mail.dkimsign import openssl_rsa_sign
 
     key_path, _ = _key_pair(tmp_path)
     private = dkim.crypto.parse_pem_private_key(key_path.read_bytes())

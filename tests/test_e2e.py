@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from harkat_mail.cli import main
-from harkat_mail.contacts import check_address
+from harkat_mail.lists import check_address
 
 
 def _has_consent(value: str) -> bool:
@@ -271,7 +271,7 @@ def test_status_shows_last_errors_and_report_is_formula_safe(project: Path, smtp
 
 def test_large_runs_render_in_a_worker_process(project: Path, smtp_server, monkeypatch) -> None:
     """With the render worker in use, each member still gets exactly one, personalised message."""
-    from harkat_mail import renderpool
+    from harkat_mail.run import renderpool
 
     monkeypatch.setattr(renderpool, "POOL_FROM", 10)
     monkeypatch.setattr(renderpool, "BATCH", 40)

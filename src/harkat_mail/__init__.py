@@ -1,7 +1,9 @@
-"""harkat-mail: mail-merge and newsletters for union communications staff."""
+"""harkat-mail: mail-merge and newsletters for union communications staff.
 
-from .config import load_campaign, parse_smtp_url
-from .contacts import load_contacts
+Everything a command does can be done from Python; the library keeps the same rules.
+"""
+
+from .campaign import load_campaign, parse_smtp_url
 from .errors import (
     ConfigError,
     ContactListError,
@@ -10,10 +12,10 @@ from .errors import (
     RenderError,
     SendLogError,
 )
+from .lists import load_contacts
 from .models import Campaign, Contact, ContactList, RunSummary, SmtpConfig, State
-from .pipeline import dry_run, plan, prepare
-from .send import send, send_tests
-from .sendlog import SendLog
+from .run import Prepared, dry_run, plan, prepare, send, send_tests
+from .store import SendLog
 
 __all__ = [
     "Campaign",
@@ -23,6 +25,7 @@ __all__ = [
     "ContactListError",
     "DeliveryError",
     "HarkatError",
+    "Prepared",
     "RenderError",
     "RunSummary",
     "SendLog",

@@ -9,6 +9,18 @@ from pathlib import Path
 from typing import Literal
 
 TlsMode = Literal["starttls", "tls", "none"]
+DEFAULT_SECRET_ENV = "HARKAT_UNSUBSCRIBE_SECRET"  # where the unsubscribe-link secret lives
+
+
+REASON_LABELS = ("duplicate", "invalid address", "outside segment", "suppressed", "no consent")
+
+
+def reason_label(reason: str) -> str:
+    """Group skip reasons for summaries: 'duplicate of x row 3' -> 'duplicate'."""
+    for prefix in REASON_LABELS:
+        if reason.startswith(prefix):
+            return prefix
+    return reason
 
 
 class State(enum.StrEnum):
@@ -82,7 +94,7 @@ class UnsubscribeConfig:
 
     url: str | None = None
     mailto: str | None = None
-    secret_env: str = "HARKAT_UNSUBSCRIBE_SECRET"
+    secret_env: str = DEFAULT_SECRET_ENV
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,7 @@ from email import message_from_bytes, policy
 from pathlib import Path
 from typing import Any
 
-from .models import Campaign, Contact, ContactList, Rejected, RenderedContent, State
-from .sendlog import reason_label
+from .models import Campaign, Contact, ContactList, Rejected, RenderedContent, State, reason_label
 
 STATE_ORDER = [s.value for s in State]
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")

@@ -4,23 +4,21 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from email.headerregistry import Address
 from email.utils import parseaddr
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
-from .errors import ConfigError
-from .models import (
+from ..errors import ConfigError
+from ..models import (
+    DEFAULT_SECRET_ENV,
     Campaign,
     DkimConfig,
     Identification,
     ListConfig,
     RetryPolicy,
-    SmtpConfig,
     UnsubscribeConfig,
 )
-from .tokens import DEFAULT_SECRET_ENV
+from .smtp import smtp_config
 from .yamldoc import LANG_RE, Doc, Reader
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -45,19 +43,6 @@ _TOP_KEYS = {
     "purpose",
     "identification",
     "dkim",
-}
-_SMTP_KEYS = {
-    "per_hour",
-    "per_day",
-    "ca_file",
-    "host",
-    "port",
-    "tls",
-    "username",
-    "password_env",
-    "connections",
-    "rate",
-    "timeout",
 }
 
 
@@ -118,39 +103,6 @@ def _list(r: Reader, value: object, named: Mapping[str, Any], commercial: bool) 
         dedupe_by=dedupe_by,
         deliverability=check == "deliverability",
         consent_required=commercial,
-    )
-
-
-def _smtp(r: Reader, value: object) -> SmtpConfig:
-    if value is None or value == "local":
-        return SmtpConfig(local=True)
-    spec = r.map(value, ("smtp",), _SMTP_KEYS)
-    if "host" not in spec:
-        raise r.doc.error(("smtp",), "missing key 'host' (or write smtp: local)")
-    tls = spec.get("tls", "starttls")
-    if tls not in ("starttls", "tls", "none"):
-        raise r.doc.error(("smtp", "tls"), f"expected starttls, tls or none, got {tls!r}")
-    default_port = {"starttls": 587, "tls": 465, "none": 25}[tls]
-    password_env = spec.get("password_env")
-    if "password" in spec:
-        raise r.doc.error(("smtp", "password"), "never write a password here; use password_env")
-    return SmtpConfig(
-        local=False,
-        host=r.text(spec["host"], ("smtp", "host")),
-        port=r.integer(spec.get("port", default_port), ("smtp", "port"), 1, 65535),
-        tls=tls,
-        username=r.text(spec["username"], ("smtp", "username")) if "username" in spec else None,
-        password_env=r.text(password_env, ("smtp", "password_env")) if password_env else None,
-        connections=r.integer(spec.get("connections", 4), ("smtp", "connections"), 1, 100),
-        rate=r.number(spec["rate"], ("smtp", "rate")) if "rate" in spec else None,
-        per_hour=r.integer(spec["per_hour"], ("smtp", "per_hour"), 1, 10**7)
-        if "per_hour" in spec
-        else None,
-        per_day=r.integer(spec["per_day"], ("smtp", "per_day"), 1, 10**8)
-        if "per_day" in spec
-        else None,
-        ca_file=r.path(spec["ca_file"], ("smtp", "ca_file")) if "ca_file" in spec else None,
-        timeout=r.number(spec.get("timeout", 30), ("smtp", "timeout")),
     )
 
 
@@ -281,7 +233,7 @@ def load_campaign(path: str | Path) -> Campaign:
         language_column=r.text(language.get("column", "language"), ("language", "column")),
         default_language=default_language,
         vars=variables,
-        smtp=_smtp(r, top.get("smtp")),
+        smtp=smtp_config(r, top.get("smtp")),
         send_log=r.path(top["send_log"], ("send_log",))
         if "send_log" in top
         else (base / f"{name}.sendlog.sqlite").resolve(),
@@ -299,43 +251,3 @@ def load_campaign(path: str | Path) -> Campaign:
         identification=_identification(r, top.get("identification"), purpose),
         dkim=_dkim(r, top.get("dkim")),
     )
-
-
-def parse_smtp_url(url: str) -> SmtpConfig:
-    """``smtp://[user@]host[:port][?tls=starttls|none]`` or ``smtps://host[:port]`` -> config."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
-        raise ConfigError(f"--smtp {url}: expected smtp://host[:port] or smtps://host[:port]")
-    if parts.password:
-        raise ConfigError("--smtp: never put a password in the URL; set password_env in the YAML")
-    query = parse_qs(parts.query)
-    unknown = set(query) - {"tls", "password_env", "connections"}
-    if unknown:
-        raise ConfigError(f"--smtp {url}: unknown parameter {sorted(unknown)[0]!r}")
-    # Plain SMTP only to loopback unless asked for; anywhere else STARTTLS is the default.
-    loopback = parts.hostname in ("127.0.0.1", "::1", "localhost")
-    default_tls = "none" if loopback else "starttls"
-    tls = "tls" if parts.scheme == "smtps" else query.get("tls", [default_tls])[0]
-    if tls not in ("starttls", "tls", "none"):
-        raise ConfigError(f"--smtp {url}: tls must be starttls, tls or none")
-    try:
-        port = parts.port or {"starttls": 587, "tls": 465, "none": 25}[tls]
-        connections = int(query.get("connections", ["4"])[0])
-    except ValueError as exc:
-        raise ConfigError(f"--smtp {url}: {exc}") from None
-    return SmtpConfig(
-        local=False,
-        host=parts.hostname,
-        port=port,
-        tls=tls,  # type: ignore[arg-type]
-        username=parts.username,
-        password_env=query.get("password_env", [None])[0],
-        connections=max(1, connections),
-    )
-
-
-def display_address(value: str) -> Address:
-    """Split ``"Name <addr>"`` into an ``Address`` for headers."""
-    name, addr = parseaddr(value)
-    user, _, domain = addr.rpartition("@")
-    return Address(display_name=name, username=user, domain=domain)

@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 LANG_RE = re.compile(r"^[a-z]{2}$")
 

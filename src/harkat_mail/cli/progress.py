@@ -7,7 +7,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 
-from .send import Progress
+from ..run import Progress
 
 PLAIN_EVERY = 5.0  # seconds between plain lines
 

@@ -12,7 +12,7 @@ from typing import Any
 from aiosmtpd.smtp import SMTP as SMTPServer
 from aiosmtpd.smtp import Envelope, Session
 
-from .errors import DeliveryError
+from ..errors import DeliveryError
 
 
 class MaildirHandler:

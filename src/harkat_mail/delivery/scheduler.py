@@ -1,15 +1,13 @@
-"""Async SMTP delivery: reused connections, one shared rate limit, retries, and honest verdicts.
+"""The delivery scheduler: reused sessions, one shared rate limit, retries, stopping cleanly.
 
-aiosmtplib stays inside this module. One recipient per transaction, so every reply code
-belongs to exactly one member. DATA is sent in two steps so a lost connection is placed on
-the right side of the final dot: before it the message cannot have been accepted (deferred);
-after it, it may have been (unknown, never resent on its own).
+Messages stream in; ``connections`` workers each hold one ``Session``; a deferred message is
+retried after the policy's delay until its attempts are used up; throttling slows the shared
+limiter. Verdicts go to the caller's hooks, which own the send log.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import ssl
 import time
@@ -18,165 +16,16 @@ from dataclasses import dataclass, field
 
 import aiosmtplib
 
-from .errors import ConfigError, DeliveryError
-from .models import DeliveryResult, Outcome, OutgoingMessage, RetryPolicy, SmtpConfig
+from ..errors import DeliveryError
+from ..models import DeliveryResult, Outcome, OutgoingMessage, RetryPolicy, SmtpConfig
 from .ratelimit import CapReached, RateLimiter
+from .session import Session, password_for
 
-_LOOPBACK = ("127.0.0.1", "::1", "localhost")
 MAX_CONNECT_FAILURES = 3
 THROTTLE_CODES = (421, 450, 451, 452, 454)
 _THROTTLE_TEXT = re.compile(r"rate|too many|throttl|slow down|try again later", re.I)
 THROTTLE_STREAK = 3  # this many 4xx in a row across connections reads as throttling
 CALM_STREAK = 50  # deliveries in a row after which a slowed-down run speeds up again
-
-
-def password_for(config: SmtpConfig) -> str | None:
-    """The relay password, only ever from the environment variable the campaign names."""
-    if not config.username:
-        return None
-    if not config.password_env:
-        raise ConfigError(f"smtp: username {config.username!r} needs password_env")
-    password = os.environ.get(config.password_env)
-    if not password:
-        raise ConfigError(f"smtp.password_env: environment variable {config.password_env} is unset")
-    if config.tls == "none" and config.host not in _LOOPBACK:
-        raise ConfigError(f"smtp: refusing to send a password in clear text to {config.host}")
-    return password
-
-
-def classify(code: int | None) -> Outcome:
-    """4xx (and no code at all) -> deferred; 5xx -> failed."""
-    if code is not None and 500 <= code < 600:
-        return Outcome.FAILED
-    return Outcome.DEFERRED
-
-
-def is_throttling(result: DeliveryResult) -> bool:
-    """A 4xx whose text says the relay wants us to send less."""
-    return result.code in THROTTLE_CODES and bool(_THROTTLE_TEXT.search(result.reply))
-
-
-def tls_context(config: SmtpConfig) -> ssl.SSLContext:
-    """Certificates and host names verified; an extra CA file when the campaign names one."""
-    return ssl.create_default_context(cafile=str(config.ca_file) if config.ca_file else None)
-
-
-async def _command(client: aiosmtplib.SMTP, line: bytes) -> None:
-    """One command expecting 250; addresses are validated upstream, so no re-parsing here."""
-    response = await client.execute_command(line)
-    if response.code != 250:
-        raise aiosmtplib.SMTPResponseException(response.code, response.message)
-
-
-class _Undelivered(Exception):
-    """The session broke before the final dot: the message was not accepted."""
-
-
-@dataclass
-class _Session:
-    """One worker's SMTP session, opened on first use and reopened after a drop."""
-
-    config: SmtpConfig
-    password: str | None
-    client: aiosmtplib.SMTP | None = None
-    dot_sent: bool = False
-
-    async def ensure(self) -> aiosmtplib.SMTP:
-        if self.client is not None and self.client.is_connected:
-            return self.client
-        tls = self.config.tls
-        client = aiosmtplib.SMTP(
-            hostname=self.config.host,
-            port=self.config.port,
-            timeout=self.config.timeout,
-            use_tls=tls == "tls",
-            start_tls=tls == "starttls",  # True: STARTTLS or an error, never a silent downgrade
-            tls_context=tls_context(self.config) if tls != "none" else None,
-        )
-        await client.connect()
-        if client.is_ehlo_or_helo_needed:  # commands below go out raw: greet first
-            try:
-                await client.ehlo()
-            except aiosmtplib.SMTPHeloError:
-                await client.helo()
-        if self.config.username and self.password is not None:
-            # One mechanism, not aiosmtplib's try-them-all login(): a refusal must read as
-            # the server's 535, not as a later mechanism's timeout.
-            methods = client.server_auth_methods
-            if "plain" in methods:
-                await client.auth_plain(self.config.username, self.password)
-            elif "login" in methods:
-                await client.auth_login(self.config.username, self.password)
-            else:
-                await client.login(self.config.username, self.password)
-        self.client = client
-        return client
-
-    async def drop(self, polite: bool) -> None:
-        """Close the session; QUIT only when the server is still talking to us."""
-        client, self.client = self.client, None
-        if client is None:
-            return
-        try:
-            if polite and client.is_connected:
-                await asyncio.wait_for(client.quit(), timeout=2)
-        except (aiosmtplib.SMTPException, OSError, TimeoutError):
-            pass
-        client.close()
-
-    async def _data(self, client: aiosmtplib.SMTP, data: bytes) -> aiosmtplib.SMTPResponse:
-        start = await client.execute_command(b"DATA")
-        if start.code != 354:
-            raise aiosmtplib.SMTPDataError(start.code, start.message)
-        protocol = client.protocol
-        if protocol is None:
-            raise _Undelivered("connection lost after DATA")
-        # Dot-stuffing; the data starts with a header, so only a "." after a line end counts.
-        body = data.replace(b"\n.", b"\n..") if b"\n." in data else data
-        protocol.write(body if body.endswith(b"\r\n") else body + b"\r\n")
-        await asyncio.sleep(0)  # let a close or reset that already arrived be noticed
-        if not client.is_connected:
-            raise _Undelivered("connection lost before the final dot")
-        # From the dot on, a lost reply means the message may have been accepted.
-        self.dot_sent = True
-        protocol.write(b".\r\n")
-        response = await protocol.read_response(timeout=self.config.timeout)
-        if response.code != 250:
-            raise aiosmtplib.SMTPDataError(response.code, response.message)
-        return response
-
-    async def send(
-        self, message: OutgoingMessage, on_sending: Callable[[OutgoingMessage], Awaitable[None]]
-    ) -> DeliveryResult:
-        client = await self.ensure()
-        self.dot_sent = False
-        try:
-            await _command(client, b"MAIL FROM:<" + message.sender.encode() + b">")
-            await _command(client, b"RCPT TO:<" + message.recipient.encode() + b">")
-            await on_sending(message)  # committed before DATA
-            response = await self._data(client, message.data)
-            return DeliveryResult(message.key, Outcome.SENT, response.code, response.message)
-        except aiosmtplib.SMTPResponseException as exc:
-            if exc.code == 421:  # the server is closing this session: no RSET, reconnect
-                await self.drop(polite=False)
-            else:
-                try:
-                    await client.rset()
-                except (aiosmtplib.SMTPException, OSError):
-                    await self.drop(polite=False)
-            return DeliveryResult(message.key, classify(exc.code), exc.code, exc.message)
-        except (_Undelivered, aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
-            await self.drop(polite=False)
-            if self.dot_sent:
-                return DeliveryResult(
-                    message.key,
-                    Outcome.UNKNOWN,
-                    None,
-                    f"no reply after the final dot ({type(exc).__name__}: {exc})",
-                )
-            return DeliveryResult(
-                message.key, Outcome.DEFERRED, None, f"{type(exc).__name__}: {exc}"
-            )
 
 
 @dataclass
@@ -296,7 +145,7 @@ async def deliver(
                 run.done.set()
 
     async def worker() -> None:
-        session = _Session(config, password)
+        session = Session(config, password)
         connect_failures = 0
         try:
             while True:
@@ -350,6 +199,11 @@ async def deliver(
     if run.stop_reason and "cannot open a session" in run.stop_reason and run.sent == 0:
         raise DeliveryError(f"{run.stop_reason}; nothing was sent")
     return run.stop_reason
+
+
+def is_throttling(result: DeliveryResult) -> bool:
+    """A 4xx whose text says the relay wants us to send less."""
+    return result.code in THROTTLE_CODES and bool(_THROTTLE_TEXT.search(result.reply))
 
 
 def _is_fatal(exc: BaseException) -> bool:

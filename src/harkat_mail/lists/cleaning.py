@@ -1,38 +1,25 @@
-"""Member lists: load, normalise, validate, dedupe, suppress, segment. pandas stays in here."""
+"""Cleaning member lists: validate, dedupe, suppress, consent, segment; one verdict per row."""
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import io
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
 import pyarrow.compute as pc
 
-from .addresses import check_address, validate_series
+from ..errors import ContactListError
+from ..models import Contact, ContactList, ListConfig, Rejected, SourceInfo
+from .addresses import validate_series
 from .arrowtext import clean_column, to_arrow
 from .consent import consent_basis
-from .errors import ContactListError
-from .models import Contact, ContactList, ListConfig, Rejected, SourceInfo
+from .reading import map_columns, read_table
+from .segments import segment_mask
 from .suppression import read_suppressions
 
-# Headers recognised without a mapping (compared lower-cased and trimmed).
-ALIASES: dict[str, tuple[str, ...]] = {
-    "email": ("email", "e-mail", "email address", "courriel", "adresse courriel", "mail"),
-    "first_name": ("first_name", "first name", "firstname", "prénom", "prenom", "given name"),
-    "last_name": ("last_name", "last name", "lastname", "nom", "nom de famille", "surname"),
-    "member_id": ("member_id", "member id", "member number", "numéro de membre", "id"),
-    "language": ("language", "langue", "lang", "preferred language"),
-    "local": ("local", "section locale", "local number"),
-    "province": ("province", "prov"),
-    "status": ("status", "statut"),
-    "consent": ("consent", "consentement", "casl consent", "casl"),
-}
 _LANGUAGES = {
     "en": "en",
     "eng": "en",
@@ -47,150 +34,12 @@ _LANGUAGES = {
 }
 
 
-def _decode(path: Path, raw: bytes) -> tuple[str, str]:
-    """UTF-8 (with or without BOM) first, then Windows-1252; never a silent replacement."""
-    try:
-        encoding = "utf-8 with BOM" if raw.startswith(b"\xef\xbb\xbf") else "utf-8"
-        return raw.decode("utf-8-sig"), encoding
-    except UnicodeDecodeError:
-        pass
-    try:
-        return raw.decode("cp1252"), "windows-1252"
-    except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        raise ContactListError(
-            f"{path}: line {line}: byte 0x{raw[exc.start]:02x} is neither UTF-8 nor Windows-1252"
-        ) from None
-
-
-def _read_table(path: Path, sheet: str | None = None) -> tuple[pd.DataFrame, SourceInfo]:
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise ContactListError(f"{path}: no such member list") from None
-    except OSError as exc:
-        raise ContactListError(f"{path}: cannot read the member list ({exc.strerror})") from None
-    if path.suffix.lower() in (".xlsx", ".xlsm"):
-        return _read_excel(path, sheet)
-    text, encoding = _decode(path, raw)
-    if not text.strip():
-        raise ContactListError(f"{path}: the member list is empty")
-    try:
-        delimiter = csv.Sniffer().sniff(text[:8192], delimiters=",;\t").delimiter
-    except csv.Error:
-        delimiter = ","
-    frame = None
-    if len(text) > 1_000_000:  # large exports: pyarrow's parser, several times faster
-        try:
-            utf8 = raw[3:] if encoding == "utf-8 with BOM" else raw
-            data = io.BytesIO(utf8 if encoding.startswith("utf-8") else text.encode("utf-8"))
-            frame = pd.read_csv(
-                data, sep=delimiter, dtype=str, keep_default_na=False, engine="pyarrow"
-            )
-        except (pd.errors.ParserError, ValueError, ImportError, OSError):
-            frame = None  # e.g. line breaks inside quoted fields: the C parser handles them
-    if frame is None:
-        try:
-            frame = pd.read_csv(io.StringIO(text), sep=delimiter, dtype=str, keep_default_na=False)
-        except (pd.errors.ParserError, ValueError) as exc:
-            raise ContactListError(f"{path}: cannot parse as CSV: {exc}") from None
-    names = {",": "comma", ";": "semicolon", "\t": "tab"}
-    return frame, SourceInfo(path.name, encoding, names.get(delimiter, delimiter), len(frame))
-
-
-def _read_excel(path: Path, sheet: str | None) -> tuple[pd.DataFrame, SourceInfo]:
-    """The first sheet, or the named one; every cell as text."""
-    try:
-        frame = pd.read_excel(path, sheet_name=sheet or 0, dtype=str, keep_default_na=False)
-    except (ValueError, KeyError, OSError) as exc:  # a missing sheet, or not a workbook
-        raise ContactListError(f"{path}: cannot read the workbook: {exc}") from None
-    frame = frame.fillna("").astype(str)
-    return frame, SourceInfo(path.name, f"excel sheet {sheet or 1}", "-", len(frame))
-
-
-def _map_columns(path: Path, frame: pd.DataFrame, columns: Mapping[str, str]) -> pd.DataFrame:
-    """Rename export headers to canonical field names; the email column is required."""
-    found = {str(h).strip().lower(): str(h) for h in frame.columns}
-    rename: dict[str, str] = {}
-    for canonical, header in columns.items():
-        if header.strip().lower() not in found:
-            raise ContactListError(
-                f"{path}: list.columns maps {canonical} to {header!r}, which is not a header "
-                f"(found: {', '.join(map(str, frame.columns))})"
-            )
-        rename[found[header.strip().lower()]] = canonical
-    for canonical, aliases in ALIASES.items():
-        if canonical in rename.values():
-            continue
-        for alias in aliases:
-            if alias in found and found[alias] not in rename:
-                rename[found[alias]] = canonical
-                break
-    if "email" not in rename.values():
-        raise ContactListError(
-            f"{path}: no email column (found: {', '.join(map(str, frame.columns))}); "
-            "name it in list.columns"
-        )
-    out = frame.rename(columns=rename)
-    # Unrecognised headers stay available to templates under a lower-case, underscored name.
-    out.columns = [
-        c if c in rename.values() else str(c).strip().lower().replace(" ", "_") for c in out.columns
-    ]
-    return out
-
-
 def normalise_language(value: str, default: str) -> str | None:
     """Map ``EN``, `` English``, ``Français`` ... to a code; None when unrecognised."""
     text = value.strip().lower()
     if not text:
         return default
     return _LANGUAGES.get(text) or (text if len(text) == 2 and text.isalpha() else None)
-
-
-def _options(wanted: object) -> list[str]:
-    items = wanted if isinstance(wanted, list) else [wanted]
-    return [str(o).strip().lower() for o in items]
-
-
-def _condition(values: pd.Series, wanted: object, where: str) -> pd.Series:
-    """One column's filter: a value, a list (any of), or one of the operators below.
-
-    ``{in: [...]}``, ``{not: value-or-list}``, ``{between: [low, high]}`` (numbers, inclusive)
-    and ``{present: true|false}``. Text compares without case or surrounding spaces.
-    """
-    text = values.str.strip().str.lower()  # lower, not casefold: arrow does it natively
-    if not isinstance(wanted, dict):
-        return text.isin(_options(wanted))
-    if len(wanted) != 1:
-        raise ContactListError(f"{where}: one operator per column, got {sorted(wanted)}")
-    ((operator, argument),) = wanted.items()
-    if operator == "in":
-        return text.isin(_options(argument))
-    if operator == "not":
-        return ~text.isin(_options(argument))
-    if operator == "present":
-        return (text != "") if argument else (text == "")
-    if operator == "between":
-        if not (isinstance(argument, list) and len(argument) == 2):
-            raise ContactListError(f"{where}: between takes [low, high]")
-        numbers = pd.to_numeric(text, errors="coerce")
-        return (numbers >= float(argument[0])) & (numbers <= float(argument[1]))
-    raise ContactListError(f"{where}: unknown operator {operator!r} (in, not, between, present)")
-
-
-def _segment_mask(frame: pd.DataFrame, filters: Mapping[str, object], label: str) -> pd.Series:
-    mask = pd.Series(True, index=frame.index)
-    for column, wanted in filters.items():
-        if column not in frame.columns:
-            raise ContactListError(
-                f"segment {label!r}: the list has no column {column!r} "
-                f"(columns: {', '.join(map(str, frame.columns))})"
-            )
-        mask &= _condition(frame[column], wanted, f"segment {label!r}, column {column!r}")
-    return mask.fillna(False).astype(bool)
-
-
-__all__ = ["check_address", "clean_list", "load_contacts", "normalise_language"]
 
 
 NAME_COLUMNS = ("first_name", "last_name")
@@ -246,8 +95,8 @@ def clean_list(
     """Load, clean, validate, dedupe, suppress and segment: one verdict per input row."""
     frames, sources = [], []
     for path in config.paths:
-        raw, info = _read_table(path, config.sheet)
-        frame = _map_columns(path, raw, config.columns)
+        raw, info = read_table(path, config.sheet)
+        frame = map_columns(path, raw, config.columns)
         if config.consent_required and "consent" not in frame.columns:
             raise ContactListError(
                 f"{path}: a commercial campaign needs a consent column (CASL; found: "
@@ -257,7 +106,7 @@ def clean_list(
             frame[column] = clean_column(frame[column], column in NAME_COLUMNS)
         frame["_source"] = path.name
         frame["_row"] = np.arange(1, len(frame) + 1)
-        frame["_in_segment"] = _segment_mask(frame, config.segment, config.segment_name)
+        frame["_in_segment"] = segment_mask(frame, config.segment, config.segment_name)
         frames.append(frame)
         sources.append(info)
     frame = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True).fillna("")

@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
-from .errors import ContactListError
+from ..errors import ContactListError
 
 HEADER = (
     "# harkat-mail project-wide suppression list: every campaign skips these.\n"

@@ -19,8 +19,8 @@ import dkim.crypto
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa, utils
 
-from .errors import ConfigError
-from .models import DkimConfig
+from ..errors import ConfigError
+from ..models import DkimConfig
 
 _PURE_SIGN = dkim.crypto.RSASSA_PKCS1_v1_5_sign
 _HASHES: dict[str, hashes.HashAlgorithm] = {"sha256": hashes.SHA256(), "sha1": hashes.SHA1()}

@@ -10,7 +10,7 @@ from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime, parseaddr
 
-from .models import Campaign, Contact, OutgoingMessage, RenderedContent
+from ..models import Campaign, Contact, OutgoingMessage, RenderedContent
 
 _POLICY = policy.SMTP.clone(max_line_length=998)
 

@@ -15,9 +15,9 @@ import time
 from email.header import Header
 from email.utils import formataddr, formatdate, parseaddr
 
+from ..models import Campaign, Contact, OutgoingMessage, RenderedContent
 from .dkimsign import DkimSigner
 from .message import header_safe, list_unsubscribe, message_id
-from .models import Campaign, Contact, OutgoingMessage, RenderedContent
 
 CRLF = "\r\n"
 

@@ -15,9 +15,9 @@ import hmac
 import os
 from dataclasses import dataclass
 
-from .errors import ConfigError
+from ..errors import ConfigError
+from ..models import DEFAULT_SECRET_ENV
 
-DEFAULT_SECRET_ENV = "HARKAT_UNSUBSCRIBE_SECRET"
 MIN_SECRET_LENGTH = 16
 # Dry runs and the local capture relay work without a secret; their links verify nowhere else.
 LOCAL_SECRET = b"harkat-mail local preview only"

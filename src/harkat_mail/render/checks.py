@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from html.parser import HTMLParser
 
-from .models import Identification
+from ..models import Identification
 
 GMAIL_CLIP_BYTES = 102 * 1024
 _SAFE_SCHEMES = ("https://", "mailto:", "tel:", "#")

@@ -1,35 +1,26 @@
-"""Wires the stages: contacts -> render -> message -> delivery -> send log, streaming."""
+"""Prepare a run: load the list, compile and check every variant, then plan it in the send log."""
 
 from __future__ import annotations
 
 import hashlib
-import time
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from .checks import GMAIL_CLIP_BYTES, check_html, missing_identification
-from .contacts import load_contacts
-from .dkimsign import DkimSigner
-from .errors import RenderError
-from .message import message_id
-from .mime import VariantMessages
-from .models import (
+from ..errors import RenderError
+from ..lists import load_contacts
+from ..mail import DkimSigner, VariantMessages, message_id
+from ..models import (
     Campaign,
     Contact,
     ContactList,
     OutgoingMessage,
     RenderedContent,
-    RunSummary,
+    reason_label,
 )
-from .render import VERIFY_SAMPLE, Renderer, spread
-from .reports import Preview, write_previews
-from .sendlog import SendLog, reason_label
-
-Progress = Callable[[str], None]
-PROGRESS_EVERY = 5.0  # seconds between plain progress lines
-CHECKED_PER_VARIANT = 5
+from ..render import VERIFY_SAMPLE, Renderer, missing_identification, spread
+from ..store import SendLog
 
 
 @dataclass(frozen=True)
@@ -124,56 +115,6 @@ def input_fingerprints(campaign: Campaign) -> dict[str, str]:
         "member list": digest(list(campaign.contacts.paths)),
         "template": digest(template_files),
     }
-
-
-def dry_run(prepared: Prepared, progress: Progress = lambda _: None) -> RunSummary:
-    """Render, build and check every message, open no socket, write the preview files."""
-    started = time.perf_counter()
-    campaign = prepared.campaign
-    previews: dict[str, Preview] = {}
-    checked: Counter[str] = Counter()
-    failures = 0
-    for contact in prepared.contacts.contacts:
-        language = prepared.renderer.language_for(contact)
-        try:
-            content, message = prepared.render_message(contact)
-        except RenderError as exc:
-            failures += 1
-            progress(f"render failed: {exc}")
-            continue
-        preview = previews.get(language)
-        if preview is None:
-            variant = prepared.renderer.variants[language]
-            preview = previews[language] = Preview(
-                language,
-                campaign.contacts.segment_name,
-                contact,
-                content,
-                message.data,
-                list(variant.warnings),
-            )
-        preview.count += 1
-        # Links and images vary little between recipients: check a few; size, every one.
-        if checked[language] < CHECKED_PER_VARIANT or len(content.html) > GMAIL_CLIP_BYTES // 4:
-            checked[language] += 1
-            for warning in check_html(content.html):
-                if warning not in preview.warnings:
-                    preview.warnings.append(warning)
-    index = write_previews(campaign.previews, campaign, list(previews.values()), prepared.contacts)
-    return RunSummary(
-        campaign=campaign.name,
-        dry_run=True,
-        planned=len(prepared.contacts.contacts),
-        delivered=0,
-        deferred=0,
-        failed=failures,
-        unknown=0,
-        skipped=rejected_by_reason(prepared.contacts),
-        already_done=0,
-        seconds=time.perf_counter() - started,
-        previews=index,
-        warnings=tuple(w for p in previews.values() for w in p.warnings),
-    )
 
 
 def rejected_by_reason(contacts: ContactList) -> dict[str, int]:

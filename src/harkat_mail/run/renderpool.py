@@ -13,9 +13,9 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from .errors import HarkatError
-from .models import Contact, OutgoingMessage
-from .pipeline import Prepared
+from ..errors import HarkatError
+from ..models import Contact, OutgoingMessage
+from .prepare import Prepared
 
 POOL_FROM = 3000  # recipients; below this the sending process renders
 BATCH = 250
@@ -26,8 +26,8 @@ _worker: Prepared | None = None
 def _init(campaign_path: str) -> None:
     """Worker start: load and prepare the campaign once."""
     global _worker
-    from .config import load_campaign
-    from .pipeline import prepare
+    from ..campaign.loader import load_campaign
+    from .prepare import prepare
 
     _worker = prepare(load_campaign(Path(campaign_path)))
 

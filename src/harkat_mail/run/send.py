@@ -10,10 +10,10 @@ from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 
-from .contacts import check_address
-from .delivery import DeliveryHooks, deliver, password_for
-from .errors import ConfigError
-from .models import (
+from ..delivery import DeliveryHooks, deliver, local_relay, password_for
+from ..errors import ConfigError
+from ..lists import check_address
+from ..models import (
     Campaign,
     Contact,
     DeliveryResult,
@@ -22,10 +22,9 @@ from .models import (
     RunSummary,
     SmtpConfig,
 )
-from .pipeline import Prepared
-from .relay import local_relay
+from ..store import BatchedLog, SendLog
+from .prepare import Prepared
 from .renderpool import rendered
-from .sendlog import BatchedLog, SendLog
 
 
 @dataclass(frozen=True)

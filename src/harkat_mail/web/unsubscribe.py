@@ -19,8 +19,8 @@ from pathlib import Path
 
 from aiohttp import web
 
-from .suppression import add_suppression, read_suppressions
-from .tokens import BadToken, Signer, Subscription
+from ..lists.suppression import add_suppression, read_suppressions
+from ..mail.tokens import BadToken, Signer, Subscription
 
 ONE_CLICK = "One-Click"
 _HEADERS = {

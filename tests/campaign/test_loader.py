@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from harkat_mail.config import load_campaign, parse_smtp_url
+from harkat_mail.campaign import load_campaign, parse_smtp_url
 from harkat_mail.errors import ConfigError
 
 

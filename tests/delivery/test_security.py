@@ -15,7 +15,7 @@ from harkat_mail.delivery import password_for
 from harkat_mail.errors import ConfigError, DeliveryError
 from harkat_mail.models import SmtpConfig
 
-from .test_delivery import _deliver
+from .test_scheduler import _deliver
 
 SECRET = "correct-horse-battery-staple-7"
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from harkat_mail.checks import check_html
 from harkat_mail.cli import main
+from harkat_mail.render import check_html
 
 
 def test_check_html_flags_what_clients_punish() -> None:

@@ -10,7 +10,7 @@ import pytest
 
 from harkat_mail.errors import SendLogError
 from harkat_mail.models import Contact, DeliveryResult, Outcome, Rejected
-from harkat_mail.sendlog import SendLog
+from harkat_mail.store import SendLog
 
 
 def _contacts(n: int) -> list[Contact]:
@@ -110,7 +110,7 @@ def test_batched_log_commits_sending_before_returning(tmp_path: Path) -> None:
     """BatchedLog.sending returns only once another connection can read the committed row."""
     import asyncio
 
-    from harkat_mail.sendlog import BatchedLog
+    from harkat_mail.store import BatchedLog
 
     path = tmp_path / "log.sqlite"
     log = _planned(path)

@@ -10,9 +10,9 @@ from dataclasses import dataclass, field
 import pytest
 
 from harkat_mail.delivery import DeliveryHooks, deliver
+from harkat_mail.delivery.ratelimit import CapReached, RateLimiter
 from harkat_mail.errors import DeliveryError
 from harkat_mail.models import DeliveryResult, Outcome, OutgoingMessage, RetryPolicy, SmtpConfig
-from harkat_mail.ratelimit import CapReached, RateLimiter
 
 FAST_RETRY = RetryPolicy(attempts=3, delays=(0.05, 0.1))
 

@@ -15,7 +15,7 @@ import pytest
 from jinja2 import StrictUndefined
 from jinja2.sandbox import SandboxedEnvironment
 
-from harkat_mail.inline import (
+from harkat_mail.render.inline import (
     Unsupported,
     inline_once,
     inline_verified,

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from harkat_mail.contacts import check_address, load_contacts, normalise_language
 from harkat_mail.errors import ContactListError
+from harkat_mail.lists import check_address, load_contacts, normalise_language
 from harkat_mail.models import ListConfig
 
 HEADER = "email,first_name,last_name,language,status\n"
@@ -28,7 +28,7 @@ def _load(path: Path, **kwargs: object) -> object:
 
 def test_sample_list_accounts_for_every_row() -> None:
     """Rows read equal rows kept plus rows rejected, each rejection with a reason."""
-    repo = Path(__file__).resolve().parent.parent
+    repo = Path(__file__).resolve().parents[2]
     result = _load(
         repo / "lists" / "members.csv", segment={"status": "active"}, segment_name="active"
     )
@@ -300,7 +300,7 @@ class _Resolver:
 
 def test_deliverability_check_rejects_domains_that_do_not_exist(tmp_path: Path) -> None:
     """validate: deliverability asks DNS; a domain that does not exist is rejected, named."""
-    from harkat_mail.contacts import clean_list
+    from harkat_mail.lists.cleaning import clean_list
 
     path = tmp_path / "m.csv"
     path.write_text("email\nok@mail.example.org\nx@gone.example.org\n", encoding="utf-8")

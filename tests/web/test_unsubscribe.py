@@ -13,10 +13,10 @@ import pytest
 from click.testing import CliRunner
 
 from harkat_mail.cli import main
-from harkat_mail.tokens import BadToken, Signer
-from harkat_mail.unsubscribe_server import ServerThread, make_app
+from harkat_mail.mail.tokens import BadToken, Signer
+from harkat_mail.web.unsubscribe import ServerThread, make_app
 
-from .conftest import UNSUBSCRIBE_SECRET, Delivered
+from ..conftest import UNSUBSCRIBE_SECRET, Delivered
 
 ONE_CLICK = b"List-Unsubscribe=One-Click"
 

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from harkat_mail.config import load_campaign
+from harkat_mail.campaign import load_campaign
 from harkat_mail.errors import RenderError
 from harkat_mail.models import Contact
-from harkat_mail.pipeline import prepare
 from harkat_mail.render import Renderer
+from harkat_mail.run import prepare
 
 
 def _contact(**fields: str) -> Contact:

@@ -6,8 +6,8 @@ import pandas as pd
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from harkat_mail.addresses import check_address, plain_mask, validate_series
-from harkat_mail.arrowtext import to_arrow
+from harkat_mail.lists.addresses import check_address, plain_mask, validate_series
+from harkat_mail.lists.arrowtext import to_arrow
 
 ADVERSARIAL = [
     "x@gmail..com",

@@ -10,13 +10,13 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from harkat_mail.config import load_campaign
-from harkat_mail.message import build_message
-from harkat_mail.mime import VariantMessages
+from harkat_mail.campaign import load_campaign
+from harkat_mail.mail.message import build_message
+from harkat_mail.mail.mime import VariantMessages
 from harkat_mail.models import Contact, RenderedContent
-from harkat_mail.pipeline import prepare
+from harkat_mail.run import prepare
 
-CAMPAIGN = load_campaign(Path(__file__).resolve().parent.parent / "campaigns" / "sept2018.yaml")
+CAMPAIGN = load_campaign(Path(__file__).resolve().parents[2] / "campaigns" / "sept2018.yaml")
 COMPARED = [
     "From",
     "To",

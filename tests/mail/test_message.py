@@ -8,8 +8,8 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from harkat_mail.config import load_campaign
-from harkat_mail.message import build_message, message_id
+from harkat_mail.campaign import load_campaign
+from harkat_mail.mail.message import build_message, message_id
 from harkat_mail.models import Contact, RenderedContent
 
 CONTENT = RenderedContent(subject="Hello", html="<p>Hé</p>", text="Hé\n")
@@ -58,7 +58,7 @@ def test_message_id_is_stable_per_campaign_and_recipient(project: Path) -> None:
 )
 def test_no_value_can_inject_a_header(name: str, subject: str) -> None:
     """CR, LF and NUL in names and subjects never create a header such as Bcc."""
-    campaign = load_campaign(Path(__file__).parent.parent / "campaigns" / "sept2018.yaml")
+    campaign = load_campaign(Path(__file__).resolve().parents[2] / "campaigns" / "sept2018.yaml")
     hostile = f"{name}\r\nBcc: victim@example.org\n"
     content = RenderedContent(subject=subject + "\r\nBcc: x@example.org", html="<p>x</p>", text="x")
     out = build_message(campaign, _contact(first=hostile), "en", content, "https://u.example.org/")

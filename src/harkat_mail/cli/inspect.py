@@ -1,0 +1,137 @@
+"""Commands that look without sending: validate, status, report, lists check."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import click
+
+from .. import run
+from ..campaign import load_campaign
+from ..lists import load_contacts
+from ..models import ListConfig, reason_label
+from ..reports import export, status_lines, write_rejects
+from ..store import SendLog
+from .app import REJECTS_HELP, clean_errors, main
+
+
+@main.command()
+@click.argument("campaign_file", type=click.Path(path_type=Path))
+@click.option("--rejects", type=click.Path(path_type=Path), help=REJECTS_HELP)
+@clean_errors
+def validate(campaign_file: Path, rejects: Path | None) -> None:
+    """Check the YAML, the list and the templates; print counts; send nothing."""
+    campaign = load_campaign(campaign_file)
+    prepared = run.prepare(campaign)
+    contacts = prepared.contacts
+    if rejects is not None:
+        write_rejects(rejects, contacts.rejected)
+    click.echo(f"{campaign.name}: {contacts.rows_read} rows read, {len(contacts.contacts)} to send")
+    commercial = campaign.purpose == "commercial"
+    consent = "members without a consent basis are skipped" if commercial else "no consent needed"
+    click.echo(f"  purpose: {campaign.purpose} (CASL: {consent})")
+    languages: dict[str, int] = {}
+    for contact in contacts.contacts:
+        lang = prepared.renderer.language_for(contact)
+        languages[lang] = languages.get(lang, 0) + 1
+    for lang, n in sorted(languages.items()):
+        click.echo(f"  {campaign.contacts.segment_name} / {lang}: {n}")
+    for reason, n in sorted(run.rejected_by_reason(contacts).items()):
+        click.echo(f"  skipped, {reason}: {n}")
+    for warning in prepared.renderer.warnings + list(contacts.warnings):
+        click.echo(f"warning: {warning}")
+
+
+@main.command()
+@click.argument("campaign_file", type=click.Path(path_type=Path))
+@clean_errors
+def status(campaign_file: Path) -> None:
+    """Print how many recipients are in each send-log state."""
+    campaign = load_campaign(campaign_file)
+    if not campaign.send_log.exists():
+        click.echo(f"{campaign.name}: not sent yet (no send log at {campaign.send_log})")
+        return
+    with SendLog(campaign.send_log) as log:
+        lines = status_lines(
+            campaign.name, log.counts(campaign.name), log.skipped_reasons(campaign.name)
+        )
+        errors = log.last_errors(campaign.name)
+    click.echo("\n".join(lines))
+    if errors:
+        click.echo("last errors:")
+        for email, state, code, reply in errors:
+            click.echo(f"  {email}: {state} {code or ''} {reply}".rstrip())
+
+
+@main.command()
+@click.argument("campaign_file", type=click.Path(path_type=Path))
+@click.option(
+    "--format", "fmt", type=click.Choice(["csv", "json"]), default="csv", show_default=True
+)
+@click.option(
+    "-o", "--output", type=click.Path(path_type=Path), help="Write to FILE instead of stdout."
+)
+@clean_errors
+def report(campaign_file: Path, fmt: str, output: Path | None) -> None:
+    """One row per recipient: address, state, attempts, last reply, Message-ID, times."""
+    campaign = load_campaign(campaign_file)
+    with SendLog(campaign.send_log) as log:
+        text = export(log.rows(campaign.name), fmt)
+    if output:
+        output.write_text(text, encoding="utf-8")
+    else:
+        click.echo(text, nl=False)
+
+
+@main.group()
+def lists() -> None:
+    """Member list tools."""
+
+
+@lists.command("check")
+@click.argument("list_file", type=click.Path(path_type=Path))
+@click.option(
+    "--campaign",
+    "campaign_file",
+    type=click.Path(path_type=Path),
+    help="Apply this campaign's columns, segment and suppression.",
+)
+@click.option("--rejects", type=click.Path(path_type=Path), help=REJECTS_HELP)
+@clean_errors
+def lists_check(list_file: Path, campaign_file: Path | None, rejects: Path | None) -> None:
+    """Show what cleaning keeps and drops from LIST_FILE, and why."""
+    if campaign_file is not None:
+        campaign = load_campaign(campaign_file)
+        config = replace(campaign.contacts, paths=(list_file,))
+        result = load_contacts(config, campaign.language_column, campaign.default_language)
+    else:
+        result = load_contacts(ListConfig(paths=(list_file,)), "language", "en")
+    if rejects is not None:
+        write_rejects(rejects, result.rejected)
+    click.echo(
+        f"{list_file}: {result.rows_read} rows read, {len(result.contacts)} kept, "
+        f"{len(result.rejected)} rejected"
+    )
+    for source in result.sources:
+        click.echo(
+            f"  read {source.name}: {source.encoding}, {source.delimiter}-separated, "
+            f"{source.rows} rows"
+        )
+    languages: dict[str, int] = {}
+    for contact in result.contacts:
+        languages[contact.language] = languages.get(contact.language, 0) + 1
+    click.echo("  kept by language: " + ", ".join(f"{k} {n}" for k, n in sorted(languages.items())))
+    by_reason: dict[str, list[str]] = {}
+    for rejected in result.rejected:
+        by_reason.setdefault(reason_label(rejected.reason), []).append(
+            f"{rejected.source} row {rejected.row}: {rejected.email!r} ({rejected.reason})"
+        )
+    for reason, examples in sorted(by_reason.items()):
+        click.echo(f"  rejected, {reason}: {len(examples)}")
+        for example in examples[:3]:
+            click.echo(f"    e.g. {example}")
+    for warning in result.warnings:
+        click.echo(f"warning: {warning}")
+
+

@@ -1,0 +1,141 @@
+"""``harkat-mail send``: dry run, test sends, and the real send or its resume."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from .. import run
+from ..campaign import load_campaign, parse_smtp_url
+from ..mail import secret_from_env, secret_is_set
+from ..models import RunSummary
+from ..reports import write_rejects
+from ..store import SendLog
+from .app import REJECTS_HELP, clean_errors, confirm, main, say
+from .progress import reporter
+
+
+def _summary(summary: RunSummary) -> None:
+    skipped = ", ".join(f"{n} {reason}" for reason, n in sorted(summary.skipped.items())) or "none"
+    if summary.dry_run:
+        click.echo(
+            f"dry run: {summary.planned} messages rendered and checked, nothing sent; "
+            f"skipped: {skipped}"
+        )
+        for warning in summary.warnings:
+            click.echo(f"warning: {warning}")
+        click.echo(f"previews: {summary.previews}")
+        return
+    click.echo(
+        f"{summary.campaign}: delivered {summary.delivered}, deferred {summary.deferred}, "
+        f"failed {summary.failed}, unknown {summary.unknown}; skipped: {skipped}"
+    )
+    if summary.planned:
+        click.echo(f"{summary.rate:.0f} messages/s over {summary.seconds:.2f} s")
+    if summary.already_done:
+        click.echo(f"{summary.already_done} already delivered by an earlier run")
+    if summary.stopped_because:
+        click.echo(f"stopped early: {summary.stopped_because}")
+    if summary.deferred or summary.stopped_because or summary.interrupted:
+        click.echo("not everyone has a verdict yet: run the same command again to resume")
+    if summary.unknown:
+        click.echo(
+            f"{summary.unknown} may or may not have arrived (no reply after the final dot); "
+            "they are not resent unless you add --retry-unknown"
+        )
+
+
+@main.command()
+@click.argument("campaign_file", type=click.Path(path_type=Path))
+@click.option(
+    "--dry-run", is_flag=True, help="Render and check every message, write previews, send nothing."
+)
+@click.option("--limit", type=click.IntRange(min=1), help="Send to at most N recipients this run.")
+@click.option(
+    "--smtp", "smtp_url", help="Relay URL overriding the YAML: smtp://host:port, smtps://host."
+)
+@click.option("--yes", is_flag=True, help="Do not ask before sending to a real relay.")
+@click.option(
+    "--force", is_flag=True, help="Resume even though the YAML, list or template changed."
+)
+@click.option("--rejects", type=click.Path(path_type=Path), help=REJECTS_HELP)
+@click.option(
+    "--retry-unknown",
+    is_flag=True,
+    help="Also resend recipients whose delivery is unknown (a copy may already have arrived).",
+)
+@click.option(
+    "--test-to",
+    "test_to",
+    multiple=True,
+    metavar="ADDR",
+    help="Send one [TEST] message per language to ADDR (repeatable); nothing is logged.",
+)
+@clean_errors
+def send(
+    campaign_file: Path,
+    dry_run: bool,
+    limit: int | None,
+    smtp_url: str | None,
+    yes: bool,
+    force: bool,
+    rejects: Path | None,
+    retry_unknown: bool,
+    test_to: tuple[str, ...],
+) -> None:
+    """Send CAMPAIGN_FILE, or resume it: only recipients not yet sent get a message."""
+    campaign = load_campaign(campaign_file)
+    smtp = parse_smtp_url(smtp_url) if smtp_url else campaign.smtp
+    if not (dry_run or smtp.local):  # links must verify at the unsubscribe server
+        secret_from_env(campaign.unsubscribe.secret_env, required=True)
+    elif not secret_is_set(campaign.unsubscribe.secret_env):
+        say(
+            f"note: {campaign.unsubscribe.secret_env} is not set: unsubscribe links are signed "
+            "with a local key that no unsubscribe server accepts (fine for previews)"
+        )
+    prepared = run.prepare(campaign)
+    if rejects is not None:
+        write_rejects(rejects, prepared.contacts.rejected)
+    for warning in list(prepared.contacts.warnings):
+        say(f"warning: {warning}")
+    if dry_run:  # the dry-run summary lists the template warnings with the preview's
+        _summary(run.dry_run(prepared, say=say))
+        return
+    for warning in prepared.renderer.warnings:
+        say(f"warning: {warning}")
+    if test_to:
+        count = len(test_to) * len(prepared.renderer.languages)
+        confirm(f"Send {count} [TEST] messages of {campaign.name}", smtp, yes)
+        results = run.send_tests(prepared, test_to, smtp)
+        sent = sum(r.outcome == "sent" for r in results)
+        click.echo(f"{sent} of {len(results)} test messages accepted; the send log is unchanged")
+        for result in results:
+            if result.outcome != "sent":
+                click.echo(f"  {result.key}: {result.outcome} {result.code or ''} {result.reply}")
+        sys.exit(0 if sent == len(results) else 1)
+    with SendLog(campaign.send_log) as log:
+        todo = run.plan(prepared, log, force, retry_unknown)
+        if limit is not None:
+            todo = todo[:limit]
+        if not todo:
+            counts = log.counts(campaign.name)
+            click.echo(
+                f"{campaign.name}: nothing new to send; the send log already records "
+                f"{counts.get('sent', 0)} delivered ({campaign.send_log})"
+            )
+            return
+        confirm(f"Send {len(todo)} messages of {campaign.name}", smtp, yes)
+        say(f"sending {len(todo)} messages of {campaign.name} through {smtp.describe()}")
+        with reporter(len(todo)) as show:
+            summary = run.send(prepared, log, todo, smtp, say=say, progress=show)
+    _summary(summary)
+    if smtp.local:
+        click.echo(f"delivered mail is in {campaign.outbox}")
+    if summary.interrupted:
+        sys.exit(130)
+    if summary.failed or summary.deferred or summary.unknown or summary.stopped_because:
+        sys.exit(1)
+
+

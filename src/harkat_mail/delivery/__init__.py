@@ -1,0 +1,7 @@
+"""Delivery: SMTP sessions over aiosmtplib, the scheduler, rate limits, the capture relay."""
+
+from .relay import RelayThread, local_relay
+from .scheduler import DeliveryHooks, deliver
+from .session import password_for
+
+__all__ = ["DeliveryHooks", "RelayThread", "deliver", "local_relay", "password_for"]

@@ -1,0 +1,13 @@
+"""Member lists: read, decode, map headers, clean, validate, dedupe, suppress, consent, segment."""
+
+from .addresses import check_address
+from .cleaning import load_contacts, normalise_language
+from .suppression import add_suppression, read_suppressions
+
+__all__ = [
+    "add_suppression",
+    "check_address",
+    "load_contacts",
+    "normalise_language",
+    "read_suppressions",
+]

@@ -1,0 +1,13 @@
+"""Rendering: sandboxed Jinja variants, CSS inlined once, the text part, pre-flight checks."""
+
+from .checks import GMAIL_CLIP_BYTES, check_html, missing_identification
+from .renderer import VERIFY_SAMPLE, Renderer, spread
+
+__all__ = [
+    "GMAIL_CLIP_BYTES",
+    "VERIFY_SAMPLE",
+    "Renderer",
+    "check_html",
+    "missing_identification",
+    "spread",
+]

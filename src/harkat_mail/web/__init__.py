@@ -1,0 +1,1 @@
+"""HTTP endpoints (aiohttp): the one-click unsubscribe server."""
