@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from harkat_mail.lists import clean_list
+from harkat_mail.lists.cleaning import clean_list
 from harkat_mail.models import ListConfig
 
 FIRST = [
