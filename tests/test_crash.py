@@ -17,15 +17,15 @@ import pytest
 MEMBERS = 1000
 
 
-def _project(tmp_path: Path, project: Path, port: int, rate: int) -> Path:
-    """The sample campaign pointed at a 1,000-member list and a test relay on ``port``."""
+def _project(tmp_path: Path, project: Path, port: int, rate: int, count: int = MEMBERS) -> Path:
+    """The sample campaign pointed at a ``count``-member list and a test relay on ``port``."""
     members = tmp_path / "lists" / "big.csv"
     with members.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(
             ["email", "first_name", "last_name", "language", "status", "local", "consent"]
         )
-        for i in range(MEMBERS):
+        for i in range(count):
             writer.writerow(
                 [
                     f"member{i}@example.org",
@@ -67,6 +67,7 @@ def _states(campaign: Path) -> dict[str, str]:
         db.close()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", [1, 2])
 def test_sigkill_at_random_moments_then_resume(
     tmp_path: Path, project: Path, smtp_server, seed: int
@@ -104,6 +105,7 @@ def test_sigkill_at_random_moments_then_resume(
     assert set(doubled) <= set(unknown) and all(handler.copies(e) >= 1 for e in states)
 
 
+@pytest.mark.slow
 def test_ctrl_c_finishes_in_flight_and_resume_completes(
     tmp_path: Path, project: Path, smtp_server
 ) -> None:
@@ -129,6 +131,7 @@ def test_ctrl_c_finishes_in_flight_and_resume_completes(
     assert all(handler.copies(f"member{i}@example.org") == 1 for i in range(MEMBERS))
 
 
+@pytest.mark.slow
 def test_changed_template_is_not_resumed_without_force(
     tmp_path: Path, project: Path, smtp_server
 ) -> None:

@@ -30,8 +30,3 @@ class DeliveryError(HarkatError):
 class SendLogError(HarkatError):
     """The send log cannot be opened, or refuses a resume whose inputs changed."""
 
-
-class Interrupted(HarkatError):
-    """The user stopped the run; what was in flight is recorded."""
-
-    exit_code = 130

@@ -66,6 +66,7 @@ class RetryPolicy:
 
     attempts: int = 3  # tries in all, counting the first; then the recipient is failed
     delays: tuple[float, ...] = (10.0, 60.0, 300.0)  # seconds before try 2, 3, ...
+    throttle_pause: float = 1.0  # seconds everyone waits after the relay asks for less
 
     def delay(self, attempt: int) -> float:
         """The wait after the ``attempt``-th try (1-based); the last delay repeats."""
@@ -92,7 +93,7 @@ class ListConfig:
 class UnsubscribeConfig:
     """The per-recipient unsubscribe link and the List-Unsubscribe header."""
 
-    url: str | None = None
+    url: str  # https, where ``harkat-mail unsubscribe-server`` answers
     mailto: str | None = None
     secret_env: str = DEFAULT_SECRET_ENV
 

@@ -14,7 +14,7 @@ from harkat_mail.delivery.ratelimit import CapReached, RateLimiter
 from harkat_mail.errors import DeliveryError
 from harkat_mail.models import DeliveryResult, Outcome, OutgoingMessage, RetryPolicy, SmtpConfig
 
-FAST_RETRY = RetryPolicy(attempts=3, delays=(0.05, 0.1))
+FAST_RETRY = RetryPolicy(attempts=3, delays=(0.05, 0.1), throttle_pause=0.05)
 
 
 def _messages(names: list[str]) -> list[OutgoingMessage]:

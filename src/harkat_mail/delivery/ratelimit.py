@@ -25,9 +25,11 @@ class RateLimiter:
         per_hour: int | None = None,
         per_day: int | None = None,
         recent: Iterable[float] = (),
+        pause: float = 1.0,
     ) -> None:
         self.rate = rate
         self.configured = rate
+        self.pause = pause  # after a push-back, nobody starts a message for this long
         self.slowed_at = -1.0
         self.next_at = 0.0
         self.paused_until = 0.0
@@ -37,17 +39,17 @@ class RateLimiter:
         self.sent: deque[float] = deque(sorted(t for t in recent if t > time.time() - 86400))
 
     def slow_down(self, observed_rate: float) -> float | None:
-        """Halve the rate and pause a second; None when a slow-down happened just now.
+        """Halve the rate and pause; None when a slow-down happened just now.
 
-        Several connections see the same push-back at once: one slow-down per second.
+        Several connections see the same push-back at once: one slow-down per pause.
         """
         now = time.monotonic()
-        if now - self.slowed_at < 1.0:
+        if now - self.slowed_at < self.pause:
             return None
         self.slowed_at = now
         base = self.rate if self.rate else max(observed_rate, 10.0)
         self.rate = max(0.5, base / 2)
-        self.paused_until = now + 1.0
+        self.paused_until = now + self.pause
         return self.rate
 
     def speed_up(self) -> None:

@@ -78,7 +78,9 @@ async def deliver(
     """
     password = password_for(config)
     stop = stop or asyncio.Event()
-    limiter = RateLimiter(config.rate, config.per_hour, config.per_day, recent_sends)
+    limiter = RateLimiter(
+        config.rate, config.per_hour, config.per_day, recent_sends, policy.throttle_pause
+    )
     run = _Run(asyncio.Queue(), asyncio.Semaphore(config.connections * 4))
     attempts: dict[str, int] = dict(prior_attempts or {})
 
@@ -123,7 +125,7 @@ async def deliver(
                 f"gave up after {policy.attempts} attempts: {result.reply}",
             )
             retry = False
-        delay = 1.0 if throttled else policy.delay(attempts.get(message.key, 1))
+        delay = policy.throttle_pause if throttled else policy.delay(attempts.get(message.key, 1))
         hooks.result(result, time.time() + delay if result.outcome is Outcome.DEFERRED else None)
         if retry:
             retry_later(message, delay)
@@ -143,6 +145,9 @@ async def deliver(
             run.fed_all = True
             if run.outstanding == 0:
                 run.done.set()
+            close = getattr(messages, "aclose", None)
+            if close is not None:  # stopped early: let the source release its render workers
+                await close()
 
     async def worker() -> None:
         session = Session(config, password)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from ..mail.tokens import BadToken, Signer, secret_from_env
+from ..errors import ConfigError
+from ..mail.tokens import BadToken, Signer, secret_from_env, secret_is_set
 from ..models import Campaign
 
 
@@ -11,24 +12,29 @@ class Unsubscribe:
 
     def __init__(self, campaign: Campaign) -> None:
         config = campaign.unsubscribe
-        self.base = config.url
-        self.mailto = config.mailto
-        # Without the secret (dry runs, the capture relay) links use a local key; a send to a
-        # real relay refuses to start without it (the send command checks first).
+        self.secret_env = config.secret_env
+        # Without the secret (dry runs, the capture relay) links use a local key that no
+        # unsubscribe server accepts; ``require_secret`` keeps such links off real relays.
+        self.local_key = not secret_is_set(config.secret_env)
         self.signer = Signer(secret_from_env(config.secret_env, required=False))
         self.list_id = campaign.list_id
-        if self.base is not None:
-            self.prefix = f"{self.base}{'&' if '?' in self.base else '?'}t="
+        self.prefix = f"{config.url}{'&' if '?' in config.url else '?'}t="
+
+    def require_secret(self, relay: str) -> None:
+        """Refuse to deliver links signed with the local key to anything but the capture relay."""
+        if self.local_key:
+            raise ConfigError(
+                f"unsubscribe.secret_env: environment variable {self.secret_env} is not set; "
+                f"messages for {relay} need links the unsubscribe server accepts"
+            )
 
     def url(self, contact_key: str, language: str) -> str:
-        """The link for one recipient (a mailto: when only an address is configured)."""
-        if self.base is None:
-            return f"mailto:{self.mailto}" if self.mailto else ""
+        """The link for one recipient."""
         return self.prefix + self.signer.token(self.list_id, contact_key, language)
 
     def works(self, url: str, contact_key: str) -> bool:
         """True when ``url`` is this campaign's link for this recipient and its token verifies."""
-        if self.base is None or not url.startswith(self.prefix):
+        if not url.startswith(self.prefix):
             return False
         try:
             named = self.signer.verify(url[len(self.prefix) :])

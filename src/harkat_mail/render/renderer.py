@@ -290,6 +290,11 @@ class Renderer:
             raise RenderError(
                 f"{contact.source} row {contact.row}: template error: {exc}"
             ) from None
+        except Exception as exc:  # template code can raise anything: 1 // 0, int("x"), ...
+            raise RenderError(
+                f"{contact.source} row {contact.row}: the template failed: "
+                f"{type(exc).__name__}: {exc}"
+            ) from None
 
     def _render_with(self, variant: Variant, contact: Contact) -> RenderedContent:
         ctx = self.context(contact)

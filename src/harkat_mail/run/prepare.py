@@ -31,6 +31,7 @@ class Prepared:
     contacts: ContactList
     renderer: Renderer
     builders: Mapping[str, VariantMessages]
+    fingerprints: Mapping[str, str]  # of the inputs as they were read, for resume checks
 
     def compose(self, contact: Contact) -> OutgoingMessage:
         """Render and wrap one recipient."""
@@ -45,7 +46,15 @@ class Prepared:
 
 def prepare(campaign: Campaign) -> Prepared:
     """Load the list and compile every template variant; every input error surfaces here."""
+    fingerprints = input_fingerprints(campaign)
     contacts = load_contacts(campaign.contacts, campaign.language_column, campaign.default_language)
+    return compile_campaign(campaign, contacts, fingerprints)
+
+
+def compile_campaign(
+    campaign: Campaign, contacts: ContactList, fingerprints: Mapping[str, str]
+) -> Prepared:
+    """Compile and check every variant for these contacts (render workers pass a sample)."""
     renderer = Renderer(campaign)
     renderer.prepare(contacts.contacts)
     check_identification(campaign, renderer, contacts.contacts)
@@ -54,7 +63,15 @@ def prepare(campaign: Campaign) -> Prepared:
         lang: VariantMessages(campaign, lang, renderer.content_language(lang), signer)
         for lang in renderer.languages
     }
-    return Prepared(campaign, contacts, renderer, builders)
+    return Prepared(campaign, contacts, renderer, builders, fingerprints)
+
+
+def samples(prepared: Prepared) -> tuple[Contact, ...]:
+    """The contacts each variant was checked against: first, last and between, per language."""
+    by_language: dict[str, list[Contact]] = {}
+    for contact in prepared.contacts.contacts:
+        by_language.setdefault(prepared.renderer.language_for(contact), []).append(contact)
+    return tuple(c for members in by_language.values() for c in spread(members, VERIFY_SAMPLE))
 
 
 def check_identification(
@@ -127,7 +144,7 @@ def plan(
 ) -> list[Contact]:
     """Record the run's inputs and rows; return the contacts due now, in list order."""
     campaign = prepared.campaign
-    log.check_inputs(campaign.name, input_fingerprints(campaign), force)
+    log.check_inputs(campaign.name, prepared.fingerprints, force)
     log.recover(campaign.name)
     contacts = prepared.contacts
     ids = {c.key: message_id(campaign, c.key) for c in contacts.contacts}

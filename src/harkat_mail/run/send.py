@@ -14,7 +14,6 @@ from ..delivery import DeliveryHooks, deliver, local_relay, password_for
 from ..errors import ConfigError
 from ..lists import check_address
 from ..models import (
-    Campaign,
     Contact,
     DeliveryResult,
     Outcome,
@@ -50,13 +49,18 @@ class Progress:
 
 
 @contextlib.contextmanager
-def relay_for(campaign: Campaign, smtp: SmtpConfig) -> Iterator[SmtpConfig]:
-    """The relay to deliver through: the embedded capture relay is started for ``local``."""
+def relay_for(prepared: Prepared, smtp: SmtpConfig) -> Iterator[SmtpConfig]:
+    """The relay to deliver through: the embedded capture relay is started for ``local``.
+
+    Anything else must get links the unsubscribe server accepts: without the secret the run
+    is refused here, in the library, whoever calls it.
+    """
     password_for(smtp)  # a missing password is a configuration error before any connection
     if not smtp.local:
+        prepared.renderer.unsubscribe.require_secret(smtp.describe())
         yield smtp
         return
-    relay = local_relay(campaign.outbox).start()
+    relay = local_relay(prepared.campaign.outbox).start()
     try:
         yield replace(smtp, host=relay.host, port=relay.port, tls="none")
     finally:
@@ -100,7 +104,7 @@ def send_tests(
         return None
 
     hooks = DeliveryHooks(no_log, lambda result, _: results.append(result))
-    with relay_for(prepared.campaign, smtp) as relay:
+    with relay_for(prepared, smtp) as relay:
         asyncio.run(deliver(relay, replace(prepared.campaign.retry, attempts=1), stream(), hooks))
     return results
 
@@ -112,8 +116,12 @@ def send(
     smtp: SmtpConfig,
     say: Callable[[str], None] = lambda _: None,
     progress: Callable[[Progress], None] = lambda _: None,
+    pool_from: int | None = None,
 ) -> RunSummary:
-    """Deliver ``todo`` and log every verdict; Ctrl-C ends the run after what is in flight."""
+    """Deliver ``todo`` and log every verdict; Ctrl-C ends the run after what is in flight.
+
+    ``pool_from``: from this many recipients on, worker processes render (default 3,000).
+    """
     campaign = prepared.campaign
     started = time.perf_counter()
     tally: Counter[Outcome] = Counter()
@@ -163,7 +171,7 @@ def send(
             return await deliver(
                 relay,
                 campaign.retry,
-                rendered(prepared, todo, not_rendered),
+                rendered(prepared, todo, not_rendered, pool_from),
                 DeliveryHooks(on_sending, on_result, say),
                 stop,
                 log.attempts(campaign.name),
@@ -173,7 +181,7 @@ def send(
             await batched.close()
             loop.remove_signal_handler(signal.SIGINT)
 
-    with relay_for(campaign, smtp) as relay:
+    with relay_for(prepared, smtp) as relay:
         stopped_because = asyncio.run(run(relay))
     counts = log.counts(campaign.name)
     return RunSummary(
