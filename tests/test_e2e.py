@@ -10,6 +10,7 @@ from datetime import date
 from email import message_from_bytes, policy
 from pathlib import Path
 
+import click
 import pytest
 from click.testing import CliRunner
 
@@ -196,11 +197,31 @@ def test_rejected_recipients_fail_and_exit_1(project: Path, smtp_server) -> None
     assert len(handler.messages) == len(_expected(project)) - len(failed)
 
 
-@pytest.mark.parametrize("command", sorted(main.commands))
-def test_every_command_has_help(command: str) -> None:
-    """Each command (whatever the CLI defines) answers --help with a description."""
-    code, out = _run(command, "--help")
-    assert code == 0 and "Usage:" in out and len(out.splitlines()) > 3
+def _commands(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    out = []
+    for name, command in sorted(group.commands.items()):
+        out.append((*prefix, name))
+        if isinstance(command, click.Group):
+            out.extend(_commands(command, (*prefix, name)))
+    return out
+
+
+@pytest.mark.parametrize("path", _commands(main), ids=" ".join)
+def test_every_command_and_option_has_help(path: tuple[str, ...]) -> None:
+    """Each command, subcommand and option has its own help text, and --help shows it."""
+    command: click.Command = main
+    for name in path:
+        assert isinstance(command, click.Group)
+        command = command.commands[name]
+    assert (command.help or "").strip(), f"{' '.join(path)} has no description"
+    for param in command.params:
+        if isinstance(param, click.Option):
+            assert (param.help or "").strip(), f"{' '.join(path)} {param.opts[0]} has no help"
+    code, out = _run(*path, "--help")
+    assert code == 0 and command.help.strip().splitlines()[0][:40] in " ".join(out.split())
+    for param in command.params:
+        if isinstance(param, click.Option):
+            assert param.opts[-1] in out
 
 
 def test_test_to_sends_one_test_per_language_and_logs_nothing(project: Path, smtp_server) -> None:

@@ -13,6 +13,7 @@ from email import message_from_bytes, policy
 from pathlib import Path
 from typing import Any
 
+from .errors import ConfigError
 from .models import Campaign, Contact, ContactList, Rejected, RenderedContent, State, reason_label
 
 STATE_ORDER = [s.value for s in State]
@@ -66,13 +67,24 @@ def export(rows: Iterable[Mapping[str, Any]], fmt: str) -> str:
     return buffer.getvalue()
 
 
+def write_file(path: Path, data: str | bytes, what: str) -> None:
+    """Write a file the user asked for; a path that cannot be written is one clear line."""
+    try:
+        if isinstance(data, bytes):
+            path.write_bytes(data)
+        else:
+            path.write_text(data, encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{what} {path}: cannot write ({exc.strerror or exc})") from None
+
+
 def write_rejects(path: Path, rejected: Iterable[Rejected]) -> int:
     """Rejected rows as CSV (file, row, address, reason), formula-safe; returns the count."""
     rows = [
         {"file": r.source, "row": r.row, "email": r.email, "reason": r.reason} for r in rejected
     ]
     text = export(rows, "csv") if rows else "file,row,email,reason\n"
-    path.write_text(text, encoding="utf-8")
+    write_file(path, text, "--rejects")
     return len(rows)
 
 
@@ -119,12 +131,15 @@ def write_previews(
     folder: Path, campaign: Campaign, previews: Iterable[Preview], contacts: ContactList
 ) -> Path:
     """``<lang>.eml`` and ``<lang>.html`` per variant and an ``index.html`` over them."""
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"previews {folder}: cannot create ({exc.strerror or exc})") from None
     e = html.escape
     ordered = sorted(previews, key=lambda p: (p.segment, p.language))
     for preview in ordered:
-        (folder / f"{preview.language}.eml").write_bytes(preview.data)
-        (folder / f"{preview.language}.html").write_text(preview.content.html, encoding="utf-8")
+        write_file(folder / f"{preview.language}.eml", preview.data, "preview")
+        write_file(folder / f"{preview.language}.html", preview.content.html, "preview")
     count_rows = "".join(
         f"<tr><td>{e(p.segment)}</td><td>{e(p.language)}</td><td>{p.count}</td>"
         f"<td>{len(p.warnings)}</td></tr>"
@@ -154,5 +169,5 @@ pre{{background:#f6f6f6;padding:1em;white-space:pre-wrap}}</style></head>
 </body></html>
 """
     index = folder / "index.html"
-    index.write_text(page, encoding="utf-8")
+    write_file(index, page, "preview")
     return index

@@ -67,7 +67,12 @@ def status(campaign_file: Path) -> None:
 @main.command()
 @click.argument("campaign_file", type=click.Path(path_type=Path))
 @click.option(
-    "--format", "fmt", type=click.Choice(["csv", "json"]), default="csv", show_default=True
+    "--format",
+    "fmt",
+    type=click.Choice(["csv", "json"]),
+    default="csv",
+    show_default=True,
+    help="CSV (formula-safe, for spreadsheets) or JSON.",
 )
 @click.option(
     "-o", "--output", type=click.Path(path_type=Path), help="Write to FILE instead of stdout."

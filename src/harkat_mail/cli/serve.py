@@ -28,7 +28,13 @@ def until_interrupted(stop: Callable[[], None]) -> None:
 @click.option(
     "--maildir", type=click.Path(path_type=Path), required=True, help="Where mail is filed."
 )
-@click.option("--port", type=click.IntRange(0, 65535), default=2525, show_default=True)
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=2525,
+    show_default=True,
+    help="Port on 127.0.0.1 to listen on (0: any free port).",
+)
 @clean_errors
 def relay(maildir: Path, port: int) -> None:
     """Run the local capture relay on 127.0.0.1 until Ctrl-C."""
@@ -39,7 +45,12 @@ def relay(maildir: Path, port: int) -> None:
 
 @main.command("dkim-key")
 @click.argument("key_file", type=click.Path(path_type=Path, dir_okay=False))
-@click.option("--selector", default="harkat", show_default=True)
+@click.option(
+    "--selector",
+    default="harkat",
+    show_default=True,
+    help="DKIM selector: the record goes at SELECTOR._domainkey.DOMAIN.",
+)
 @click.option("--domain", required=True, help="The sending domain (From: ...@DOMAIN).")
 @clean_errors
 def dkim_key(key_file: Path, selector: str, domain: str) -> None:
@@ -58,8 +69,16 @@ def dkim_key(key_file: Path, selector: str, domain: str) -> None:
     show_default=True,
     help="The project folder (holding campaigns/): unsubscribes go to its suppression.txt.",
 )
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", type=click.IntRange(0, 65535), default=8025, show_default=True)
+@click.option(
+    "--host", default="127.0.0.1", show_default=True, help="Address to listen on (behind HTTPS)."
+)
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=8025,
+    show_default=True,
+    help="Port to listen on (0: any free port).",
+)
 @click.option(
     "--secret-env",
     default=DEFAULT_SECRET_ENV,
