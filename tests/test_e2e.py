@@ -357,3 +357,15 @@ def test_project_wide_suppression_applies_to_every_campaign(project: Path, smtp_
     assert code == 0 and "1 suppressed" in out
     assert victim not in {m.rcpt_tos[0].lower() for m in handler.messages}
     assert len(handler.messages) == len(expected) - 1
+
+
+@pytest.mark.parametrize("command", ["validate", "send"])
+def test_unwritable_rejects_path_is_one_line(project: Path, tmp_path: Path, command: str) -> None:
+    """--rejects into a folder that does not exist: exit 2, one line naming the path."""
+    target = tmp_path / "no-such-folder" / "rejects.csv"
+    extra = ["--dry-run"] if command == "send" else []
+    result = CliRunner().invoke(main, [command, str(project), *extra, "--rejects", str(target)])
+    assert result.exit_code == 2, result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("harkat-mail:")]
+    assert errors == [f"harkat-mail: --rejects {target}: cannot write (No such file or directory)"]
+    assert "Traceback" not in result.output and not target.exists()

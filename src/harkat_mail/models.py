@@ -24,7 +24,12 @@ def reason_label(reason: str) -> str:
 
 
 class State(enum.StrEnum):
-    """Send-log states; see DESIGN.md for the transitions."""
+    """Send-log states.
+
+    ``pending -> sending -> sent | deferred | failed | unknown``: ``sending`` is committed
+    before DATA, ``sent`` only after the relay's 250; a run that dies leaves ``unknown``
+    (resent only when asked). ``skipped`` rows record rejected input rows with their reason.
+    """
 
     PENDING = "pending"
     SENDING = "sending"
@@ -122,7 +127,7 @@ class DkimConfig:
 
 @dataclass(frozen=True)
 class Campaign:
-    """A validated campaign: everything the pipeline needs, paths already resolved."""
+    """A validated campaign: everything a run needs, paths already resolved."""
 
     source: Path
     name: str

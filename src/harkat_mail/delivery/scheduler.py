@@ -30,7 +30,7 @@ CALM_STREAK = 50  # deliveries in a row after which a slowed-down run speeds up 
 
 @dataclass
 class DeliveryHooks:
-    """How delivery reports to its caller (the pipeline owns the send log)."""
+    """How delivery reports to its caller (the run owns the send log)."""
 
     sending: Callable[[OutgoingMessage], Awaitable[None]]
     result: Callable[[DeliveryResult, float | None], None]  # verdict, next try (deferred)
