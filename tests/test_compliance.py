@@ -227,6 +227,7 @@ def _key_pair(tmp_path: Path) -> tuple[Path, bytes]:
     return path, generate_key(path).encode("ascii")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("workers", [False, True])
 def test_dkim_signatures_verify_and_cover_the_unsubscribe_headers(
     project: Path, smtp_server, tmp_path: Path, monkeypatch, workers: bool
@@ -375,6 +376,7 @@ def test_member_values_are_text_not_template_or_markup(project: Path, smtp_serve
     assert "<script" not in second and "&lt;script&gt;alert(1)&lt;/script&gt;" in second
 
 
+@pytest.mark.external
 @pytest.mark.skipif(
     shutil.which("spamassassin") is None,
     reason="spamassassin is not installed (Debian: apt-get install spamassassin; .ci/run does)",

@@ -290,6 +290,7 @@ def test_status_shows_last_errors_and_report_is_formula_safe(project: Path, smtp
     } <= set(rows[0])
 
 
+@pytest.mark.slow
 def test_large_runs_render_in_a_worker_process(project: Path, smtp_server, monkeypatch) -> None:
     """With the render worker in use, each member still gets exactly one, personalised message."""
     from harkat_mail.run import renderpool
