@@ -95,7 +95,7 @@ def clean_list(
     """Load, clean, validate, dedupe, suppress and segment: one verdict per input row."""
     frames, sources = [], []
     for path in config.paths:
-        raw, info = read_table(path, config.sheet)
+        raw, info = read_table(path, config.sheet, config.max_mb)
         frame = map_columns(path, raw, config.columns)
         if config.consent_required and "consent" not in frame.columns:
             raise ContactListError(
