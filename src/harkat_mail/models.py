@@ -92,6 +92,7 @@ class ListConfig:
     deliverability: bool = False  # validate: deliverability -> DNS check of every domain
     consent_required: bool = False  # a commercial campaign: only members with a CASL basis
     consent_column: str = "consent"
+    max_mb: int = 512  # largest member or suppression file read, in MiB (and a workbook unpacked)
 
 
 @dataclass(frozen=True)

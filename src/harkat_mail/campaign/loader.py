@@ -76,7 +76,7 @@ def _list(r: Reader, value: object, named: Mapping[str, Any], commercial: bool) 
     spec = r.map(
         value,
         ("list",),
-        {"path", "columns", "segment", "suppress", "sheet", "dedupe_by", "validate"},
+        {"path", "columns", "segment", "suppress", "sheet", "dedupe_by", "validate", "max_mb"},
     )
     check = spec.get("validate", "syntax")
     if check not in ("syntax", "deliverability"):
@@ -93,6 +93,8 @@ def _list(r: Reader, value: object, named: Mapping[str, Any], commercial: bool) 
     project_wide = project_suppression(r.doc.path)
     if project_wide.exists():
         suppress = (*suppress, project_wide)
+    # Any limit up to 1 TiB is a deliberate choice; the default guards against accidents.
+    max_mb = r.integer(spec.get("max_mb", ListConfig.max_mb), ("list", "max_mb"), 1, 1024**2)
     return ListConfig(
         paths=r.paths(spec["path"], ("list", "path")),
         columns=mapped,
@@ -103,6 +105,7 @@ def _list(r: Reader, value: object, named: Mapping[str, Any], commercial: bool) 
         dedupe_by=dedupe_by,
         deliverability=check == "deliverability",
         consent_required=commercial,
+        max_mb=max_mb,
     )
 
 

@@ -95,7 +95,7 @@ def clean_list(
     """Load, clean, validate, dedupe, suppress and segment: one verdict per input row."""
     frames, sources = [], []
     for path in config.paths:
-        raw, info = read_table(path, config.sheet)
+        raw, info = read_table(path, config.sheet, config.max_mb)
         frame = map_columns(path, raw, config.columns)
         if config.consent_required and "consent" not in frame.columns:
             raise ContactListError(
@@ -131,7 +131,7 @@ def clean_list(
         duplicate_of[repeats] = [
             f"duplicate of {sources_col[i]} row {rows_col[i]}" for i in firsts.tolist()
         ]
-    sup_addresses, sup_domains = read_suppressions(config.suppress)
+    sup_addresses, sup_domains = read_suppressions(config.suppress, config.max_mb)
     suppressed = valid & key.isin(sup_addresses).to_numpy()
     if sup_domains:
         suppressed |= valid & key.str.rpartition("@")[2].isin(sup_domains).to_numpy()

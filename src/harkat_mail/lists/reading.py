@@ -11,6 +11,7 @@ import pandas as pd
 
 from ..errors import ContactListError
 from ..models import SourceInfo
+from .limits import DEFAULT_MAX_MB, check_workbook, read_bounded
 
 # Headers recognised without a mapping (compared lower-cased and trimmed).
 ALIASES: dict[str, tuple[str, ...]] = {
@@ -24,7 +25,9 @@ ALIASES: dict[str, tuple[str, ...]] = {
     "status": ("status", "statut"),
     "consent": ("consent", "consentement", "casl consent", "casl"),
 }
-def _decode(path: Path, raw: bytes) -> tuple[str, str]:
+
+
+def decode_bytes(path: Path, raw: bytes) -> tuple[str, str]:
     """UTF-8 (with or without BOM) first, then Windows-1252; never a silent replacement."""
     try:
         encoding = "utf-8 with BOM" if raw.startswith(b"\xef\xbb\xbf") else "utf-8"
@@ -40,16 +43,15 @@ def _decode(path: Path, raw: bytes) -> tuple[str, str]:
         ) from None
 
 
-def read_table(path: Path, sheet: str | None = None) -> tuple[pd.DataFrame, SourceInfo]:
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise ContactListError(f"{path}: no such member list") from None
-    except OSError as exc:
-        raise ContactListError(f"{path}: cannot read the member list ({exc.strerror})") from None
+def read_table(
+    path: Path, sheet: str | None = None, max_mb: int = DEFAULT_MAX_MB
+) -> tuple[pd.DataFrame, SourceInfo]:
+    """A CSV or workbook as text cells; only a regular file of at most ``max_mb`` MiB."""
+    raw = read_bounded(path, max_mb)
     if path.suffix.lower() in (".xlsx", ".xlsm"):
-        return _read_excel(path, sheet)
-    text, encoding = _decode(path, raw)
+        check_workbook(path, raw, max_mb)
+        return _read_excel(path, raw, sheet)  # the bytes checked, not the path again
+    text, encoding = decode_bytes(path, raw)
     if not text.strip():
         raise ContactListError(f"{path}: the member list is empty")
     try:
@@ -75,12 +77,20 @@ def read_table(path: Path, sheet: str | None = None) -> tuple[pd.DataFrame, Sour
     return frame, SourceInfo(path.name, encoding, names.get(delimiter, delimiter), len(frame))
 
 
-def _read_excel(path: Path, sheet: str | None) -> tuple[pd.DataFrame, SourceInfo]:
+def _read_excel(path: Path, raw: bytes, sheet: str | None) -> tuple[pd.DataFrame, SourceInfo]:
     """The first sheet, or the named one; every cell as text."""
     try:
-        frame = pd.read_excel(path, sheet_name=sheet or 0, dtype=str, keep_default_na=False)
-    except (ValueError, KeyError, OSError) as exc:  # a missing sheet, or not a workbook
+        frame = pd.read_excel(
+            io.BytesIO(raw), sheet_name=sheet or 0, dtype=str, keep_default_na=False
+        )
+    except (ValueError, KeyError) as exc:  # a missing sheet: the message names the sheets
         raise ContactListError(f"{path}: cannot read the workbook: {exc}") from None
+    except Exception as exc:
+        # A damaged workbook fails inside openpyxl in many ways (BadZipFile, a bad CRC, an
+        # XML ParseError when expat stops an entity bomb, TypeError ...): one line for all.
+        raise ContactListError(
+            f"{path}: cannot read the workbook ({type(exc).__name__}: {exc})"
+        ) from None
     frame = frame.fillna("").astype(str)
     return frame, SourceInfo(path.name, f"excel sheet {sheet or 1}", "-", len(frame))
 
