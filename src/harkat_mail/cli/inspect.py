@@ -49,10 +49,7 @@ def validate(campaign_file: Path, rejects: Path | None) -> None:
 def status(campaign_file: Path) -> None:
     """Print how many recipients are in each send-log state."""
     campaign = load_campaign(campaign_file)
-    if not campaign.send_log.exists():
-        click.echo(f"{campaign.name}: not sent yet (no send log at {campaign.send_log})")
-        return
-    with SendLog(campaign.send_log) as log:
+    with SendLog(campaign.send_log, read_only=True) as log:  # no log yet: exit 2, create none
         lines = status_lines(
             campaign.name, log.counts(campaign.name), log.skipped_reasons(campaign.name)
         )
@@ -81,7 +78,7 @@ def status(campaign_file: Path) -> None:
 def report(campaign_file: Path, fmt: str, output: Path | None) -> None:
     """One row per recipient: address, state, attempts, last reply, Message-ID, times."""
     campaign = load_campaign(campaign_file)
-    with SendLog(campaign.send_log) as log:
+    with SendLog(campaign.send_log, read_only=True) as log:
         text = export(log.rows(campaign.name), fmt)
     if output:
         output.write_text(text, encoding="utf-8")

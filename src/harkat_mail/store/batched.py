@@ -48,18 +48,34 @@ class BatchedLog:
             try:
                 await loop.run_in_executor(self.executor, self.log.apply, self.campaign, changes)
             except BaseException as exc:
+                # SendLog.apply already names the file; anything else is wrapped once here.
+                error = (
+                    exc
+                    if isinstance(exc, SendLogError)
+                    else SendLogError(f"{self.log.path}: cannot record the send ({exc!r})")
+                )
                 for _, future in batch:
                     if future is not None and not future.done():
-                        future.set_exception(SendLogError(f"{self.log.path}: {exc}"))
+                        future.set_exception(error)
+                if isinstance(exc, Exception):
+                    raise error from None
                 raise
             for _, future in batch:
                 if future is not None and not future.done():
                     future.set_result(None)
 
     async def close(self) -> None:
-        """Commit whatever is queued and stop the writer thread."""
-        while self.flushing is not None and not self.flushing.done():
-            await self.flushing
-        if self.pending:
-            await self._flush()
-        self.executor.shutdown(wait=True)
+        """Commit whatever is queued and stop the writer thread.
+
+        Raises the SendLogError of a commit that failed: its verdicts are not in the log, and
+        an unretrieved task error would only surface later as an asyncio traceback.
+        """
+        try:
+            while self.flushing is not None and not self.flushing.done():
+                await self.flushing
+            if self.flushing is not None:
+                self.flushing.result()
+            if self.pending:
+                await self._flush()
+        finally:
+            self.executor.shutdown(wait=True)

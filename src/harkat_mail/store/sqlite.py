@@ -3,43 +3,22 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from functools import wraps
 from pathlib import Path
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from ..errors import SendLogError
 from ..models import Contact, DeliveryResult, Outcome, Rejected, State, reason_label
+from .files import open_for_writing, open_read_only, sqlite_errors
+from .schema import transaction
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS campaign (
-    name TEXT PRIMARY KEY,
-    inputs TEXT NOT NULL,
-    created_at REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS recipient (
-    campaign TEXT NOT NULL,
-    key TEXT NOT NULL,
-    email TEXT NOT NULL,
-    member_id TEXT NOT NULL DEFAULT '',
-    language TEXT NOT NULL DEFAULT '',
-    source TEXT NOT NULL,
-    row INTEGER NOT NULL,
-    state TEXT NOT NULL,
-    reason TEXT NOT NULL DEFAULT '',
-    attempts INTEGER NOT NULL DEFAULT 0,
-    code INTEGER,
-    reply TEXT NOT NULL DEFAULT '',
-    message_id TEXT NOT NULL DEFAULT '',
-    consent TEXT NOT NULL DEFAULT '',
-    next_attempt_at REAL,
-    created_at REAL NOT NULL,
-    updated_at REAL NOT NULL,
-    PRIMARY KEY (campaign, key)
-);
-CREATE INDEX IF NOT EXISTS recipient_state ON recipient (campaign, state);
-"""
+# The report's columns in their order since before migrations (version 2 appended consent).
+_COLUMNS = (
+    "campaign, key, email, member_id, language, source, row, state, reason, attempts, code,"
+    " reply, message_id, consent, next_attempt_at, created_at, updated_at"
+)
 _OUTCOME_STATE = {
     Outcome.SENT: State.SENT,
     Outcome.DEFERRED: State.DEFERRED,
@@ -48,27 +27,31 @@ _OUTCOME_STATE = {
 }
 # A state change: a key going to `sending`, or a verdict with the time of its next try.
 Change = str | tuple[DeliveryResult, float | None]
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _guarded(method: Callable[Concatenate[SendLog, P], R]) -> Callable[Concatenate[SendLog, P], R]:
+    """Every operation reports a SQLite failure as one SendLogError naming the file."""
+
+    @wraps(method)
+    def wrapper(self: SendLog, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        with sqlite_errors(self.path):
+            return method(self, *args, **kwargs)
+
+    return wrapper
 
 
 class SendLog:
     """One SQLite file in WAL mode; every state change is its own committed transaction."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, read_only: bool = False) -> None:
+        """Open (or create and migrate) the log; ``read_only`` never writes or creates it."""
         self.path = path
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            # One writer thread at a time (see BatchedLog), so the connection may change threads.
-            self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-            self.db.execute("PRAGMA journal_mode=WAL")
-            # FULL: a committed `sending` or `sent` survives power loss, not only a crash.
-            self.db.execute("PRAGMA synchronous=FULL")
-            self.db.executescript(_SCHEMA)
-            columns = {row[1] for row in self.db.execute("PRAGMA table_info(recipient)")}
-            if "consent" not in columns:  # a log written before consent was recorded
-                self.db.execute("ALTER TABLE recipient ADD COLUMN consent TEXT NOT NULL DEFAULT ''")
-        except sqlite3.Error as exc:
-            raise SendLogError(f"{path}: cannot open the send log ({exc})") from None
+        with sqlite_errors(path):
+            self.db = open_read_only(path) if read_only else open_for_writing(path)
 
+    @_guarded
     def close(self) -> None:
         """Close the database file."""
         self.db.close()
@@ -79,6 +62,7 @@ class SendLog:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    @_guarded
     def check_inputs(self, campaign: str, inputs: Mapping[str, str], force: bool) -> None:
         """Refuse to resume when the YAML, list or template changed, unless forced."""
         row = self.db.execute("SELECT inputs FROM campaign WHERE name = ?", (campaign,)).fetchone()
@@ -101,6 +85,7 @@ class SendLog:
             "UPDATE campaign SET inputs = ? WHERE name = ?", (json.dumps(dict(inputs)), campaign)
         )
 
+    @_guarded
     def recover(self, campaign: str) -> int:
         """Rows a dead run left in `sending` become `unknown`: maybe delivered, never resent."""
         cur = self.db.execute(
@@ -110,6 +95,7 @@ class SendLog:
         )
         return cur.rowcount
 
+    @_guarded
     def plan(
         self,
         campaign: str,
@@ -119,7 +105,7 @@ class SendLog:
     ) -> None:
         """Add a `pending` row per new contact and a `skipped` row per rejected input row."""
         now = time.time()
-        with self._transaction():
+        with transaction(self.db):
             self.db.executemany(
                 "INSERT OR IGNORE INTO recipient (campaign, key, email, member_id, language,"
                 " source, row, state, message_id, consent, created_at, updated_at)"
@@ -164,6 +150,7 @@ class SendLog:
                 ),
             )
 
+    @_guarded
     def due(self, campaign: str, now: float | None = None, retry_unknown: bool = False) -> set[str]:
         """Keys to send now: `pending`, `deferred` whose wait is over, `unknown` if asked."""
         rows = self.db.execute(
@@ -179,6 +166,7 @@ class SendLog:
         )
         return {key for (key,) in rows}
 
+    @_guarded
     def mark_sending(self, campaign: str, key: str) -> None:
         """Committed before DATA: if the process dies now, the row reads `unknown` later."""
         self.db.execute(
@@ -187,6 +175,7 @@ class SendLog:
             (State.SENDING, time.time(), campaign, key),
         )
 
+    @_guarded
     def record(self, campaign: str, result: DeliveryResult, retry_at: float | None = None) -> None:
         """Store the relay's verdict; a deferral carries the time of its next try."""
         self.db.execute(
@@ -203,15 +192,17 @@ class SendLog:
             ),
         )
 
+    @_guarded
     def apply(self, campaign: str, changes: Iterable[Change]) -> None:
         """Several state changes in one durable transaction (one fsync for all of them)."""
-        with self._transaction():
+        with transaction(self.db):
             for change in changes:
                 if isinstance(change, str):
                     self.mark_sending(campaign, change)
                 else:
                     self.record(campaign, *change)
 
+    @_guarded
     def attempts(self, campaign: str) -> dict[str, int]:
         """Tries made so far per recipient (for the retry limit across runs)."""
         rows = self.db.execute(
@@ -219,6 +210,7 @@ class SendLog:
         )
         return {key: n for key, n in rows}
 
+    @_guarded
     def recent_sends(self, since: float) -> list[float]:
         """Times of messages handed to the relay since ``since``, in every campaign of the log."""
         rows = self.db.execute(
@@ -227,6 +219,7 @@ class SendLog:
         )
         return [t for (t,) in rows]
 
+    @_guarded
     def last_errors(self, campaign: str, limit: int = 5) -> list[tuple[str, str, int | None, str]]:
         """The latest failed, deferred or unknown recipients: (email, state, code, reply)."""
         rows = self.db.execute(
@@ -236,6 +229,7 @@ class SendLog:
         )
         return list(rows)
 
+    @_guarded
     def counts(self, campaign: str) -> dict[str, int]:
         """Rows per state for a campaign."""
         rows = self.db.execute(
@@ -243,6 +237,7 @@ class SendLog:
         )
         return {state: count for state, count in rows}
 
+    @_guarded
     def skipped_reasons(self, campaign: str) -> dict[str, int]:
         """Skipped rows per reason (reasons grouped by their first words)."""
         out: dict[str, int] = {}
@@ -257,23 +252,11 @@ class SendLog:
 
     def rows(self, campaign: str) -> Iterator[dict[str, Any]]:
         """Every recipient row of a campaign, as plain dicts, in input order."""
-        cur = self.db.execute(
-            "SELECT * FROM recipient WHERE campaign = ? ORDER BY source, row", (campaign,)
-        )
-        names = [d[0] for d in cur.description]
-        for values in cur:
-            yield dict(zip(names, values, strict=True))
-
-    def _transaction(self) -> _Tx:
-        return _Tx(self.db)
-
-
-class _Tx:
-    def __init__(self, db: sqlite3.Connection) -> None:
-        self.db = db
-
-    def __enter__(self) -> None:
-        self.db.execute("BEGIN IMMEDIATE")
-
-    def __exit__(self, exc_type: object, *rest: object) -> None:
-        self.db.execute("COMMIT" if exc_type is None else "ROLLBACK")
+        with sqlite_errors(self.path):  # a generator: errors surface while it is read
+            cur = self.db.execute(
+                f"SELECT {_COLUMNS} FROM recipient WHERE campaign = ? ORDER BY source, row",
+                (campaign,),
+            )
+            names = [d[0] for d in cur.description]
+            for values in cur:
+                yield dict(zip(names, values, strict=True))
