@@ -11,7 +11,7 @@ from .. import run
 from ..campaign import load_campaign
 from ..lists import load_contacts
 from ..models import ListConfig, reason_label
-from ..reports import export, status_lines, write_rejects
+from ..reports import export, status_lines, write_file, write_rejects
 from ..store import SendLog
 from .app import REJECTS_HELP, clean_errors, main
 
@@ -81,7 +81,7 @@ def report(campaign_file: Path, fmt: str, output: Path | None) -> None:
     with SendLog(campaign.send_log, read_only=True) as log:
         text = export(log.rows(campaign.name), fmt)
     if output:
-        output.write_text(text, encoding="utf-8")
+        write_file(output, text, "--output")
     else:
         click.echo(text, nl=False)
 
