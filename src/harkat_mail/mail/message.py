@@ -13,12 +13,30 @@ from email.utils import format_datetime, parseaddr
 from ..models import Campaign, Contact, OutgoingMessage, RenderedContent
 
 _POLICY = policy.SMTP.clone(max_line_length=998)
+# Characters kept of a display name and of a subject (and three times as many UTF-8 octets):
+# member values can be any length, and a relay refuses lines over 998 octets and header
+# sections of many kilobytes. A real name fits in 200; a subject in 400 (two languages'
+# subjects joined by " / " included). 600 octets of name encode to one 812-character word.
+MAX_NAME = 200
+MAX_SUBJECT = 400
 
 
 def header_safe(value: str) -> str:
     """One line: CR, LF, NUL and other control characters become spaces, runs collapse."""
     cleaned = "".join(" " if ord(c) < 32 or ord(c) == 127 else c for c in value)
     return " ".join(cleaned.split())
+
+
+def header_text(value: str, limit: int) -> str:
+    """``header_safe``, then at most ``limit`` characters and ``3 * limit`` UTF-8 octets.
+
+    Cut on a character boundary: never inside a character's UTF-8 sequence.
+    """
+    text = header_safe(value)[:limit]
+    data = text.encode("utf-8")
+    if len(data) > 3 * limit:  # only characters outside the BMP (emoji) take 4 octets
+        text = data[: 3 * limit].decode("utf-8", "ignore")  # drops a cut-off last character
+    return text.rstrip(" ")
 
 
 @functools.lru_cache(maxsize=16)
@@ -34,7 +52,7 @@ def message_id(campaign: Campaign, key: str) -> str:
 
 
 def _address(display: str, addr: str) -> Address:
-    return Address(display_name=header_safe(display), addr_spec=addr)
+    return Address(display_name=header_text(display, MAX_NAME), addr_spec=addr)
 
 
 def list_unsubscribe(campaign: Campaign, url: str) -> str | None:
@@ -60,7 +78,7 @@ def build_message(
     msg = EmailMessage(policy=_POLICY)
     msg["From"] = _address(sender_name, sender_addr)
     msg["To"] = _address(contact.display_name, contact.email)
-    msg["Subject"] = header_safe(content.subject)
+    msg["Subject"] = header_text(content.subject, MAX_SUBJECT)
     msg["Date"] = format_datetime(now or datetime.now(UTC))
     msg_id = message_id(campaign, contact.key)
     msg["Message-ID"] = msg_id

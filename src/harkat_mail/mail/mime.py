@@ -3,8 +3,10 @@
 A stdlib ``EmailMessage`` per recipient costs milliseconds (header objects, folding, the
 generator). Here the headers shared by every recipient of a variant are encoded once, and per
 recipient only To, Subject, Date, Message-ID and List-Unsubscribe are encoded and the two
-bodies quoted-printable encoded (binascii, in C). ``message.build_message`` is the slow
-reference; tests prove both parse into the same headers and parts.
+bodies quoted-printable encoded (binascii, in C). Member values in To and Subject are cleaned,
+capped and folded here, on the path messages are sent on: no header line reaches the 998-octet
+limit whatever a list or a merge value holds. ``message.build_message`` is the slow reference;
+tests prove both parse into the same headers and parts.
 """
 
 from __future__ import annotations
@@ -12,38 +14,76 @@ from __future__ import annotations
 import binascii
 import secrets
 import time
+from email.charset import Charset
 from email.header import Header
 from email.utils import formataddr, formatdate, parseaddr
 
 from ..models import Campaign, Contact, OutgoingMessage, RenderedContent
 from .dkimsign import DkimSigner
-from .message import header_safe, list_unsubscribe, message_id
+from .message import MAX_NAME, MAX_SUBJECT, header_text, list_unsubscribe, message_id
 
 CRLF = "\r\n"
+LINE = 78  # RFC 5322 2.1.1: lines SHOULD stay within 78 characters (and MUST within 998)
+_UTF8 = Charset("utf-8")  # header_encode: one encoded word, Q or B, whichever is shorter
 
 
-def _encoded_words(value: str) -> str:
-    return Header(value, "utf-8", maxlinelen=76).encode(linesep=CRLF)
+def _fold(text: str, used: int) -> str:
+    """``text`` with a line break before each space that would carry a line past 78 characters.
 
-
-def encode_header_value(value: str) -> str:
-    """An unstructured header value: ASCII as is, otherwise RFC 2047 encoded words.
-
-    A value that itself looks like an encoded word (``=?utf-8?q?...?=``, e.g. a member's
-    "name" carrying an encoded line break) is encoded again, so readers show it literally.
+    For text whose spaces are single (``header_safe`` made them so) in an unstructured value or
+    an address phrase, where unfolding restores exactly the text. A word longer than a line
+    stays whole; the length caps keep such a line far below 998 octets.
     """
-    value = header_safe(value)
-    if value.isascii() and len(value) < 900 and "=?" not in value:
-        return value
-    return _encoded_words(value)
+    out: list[str] = []
+    width = used
+    for word in text.split(" "):
+        if not out:
+            out.append(word)
+            width += len(word)
+        elif width + 1 + len(word) > LINE:
+            out.append(f"{CRLF} {word}")
+            width = 1 + len(word)
+        else:
+            out.append(f" {word}")
+            width += 1 + len(word)
+    return "".join(out)
 
 
-def encode_address(display: str, addr: str) -> str:
-    """``Name <addr>`` with the name quoted or RFC 2047 encoded as needed."""
-    display = header_safe(display)
-    if "=?" in display:  # see encode_header_value: never a decodable encoded word
-        return f"{_encoded_words(display)} <{addr}>"
-    return formataddr((display, addr), charset="utf-8").replace("\n", CRLF + " ")
+def encode_header_value(value: str, name: str = "Subject", limit: int = MAX_SUBJECT) -> str:
+    """An unstructured header value, cleaned, capped at ``limit`` characters and folded.
+
+    ASCII stays readable, folded at its spaces. Anything else becomes RFC 2047 encoded words
+    folded at 76; so does a value that itself looks like an encoded word (``=?utf-8?q?...?=``,
+    e.g. a member's "name" carrying an encoded line break), so readers show it literally.
+    """
+    value = header_text(value, limit)
+    if value.isascii() and "=?" not in value:
+        folded = _fold(value, len(name) + 2)
+        if all(len(line) <= LINE for line in folded.split(CRLF)):
+            return folded
+    return Header(value, "utf-8", maxlinelen=76, header_name=name).encode(linesep=CRLF)
+
+
+def encode_address(display: str, addr: str, name: str = "To") -> str:
+    """``Name <addr>``: the name cleaned, capped at ``MAX_NAME``, quoted or encoded as needed.
+
+    An ASCII name is quoted when needed and folded at its spaces. Any other name, or one that
+    looks like an encoded word (see ``encode_header_value``), is one encoded word.
+    """
+    display = header_text(display, MAX_NAME)
+    if not display:
+        return addr
+    if display.isascii() and "=?" not in display:
+        plain = formataddr((display, addr))
+        return plain if len(name) + 2 + len(plain) <= LINE else _fold(plain, len(name) + 2)
+    # One word even past RFC 2047's 75 characters, as the stdlib writes it (MAX_NAME keeps it
+    # under 998 octets): between two encoded words in a phrase, RFC 2047 readers drop the space
+    # and CPython's parser (3.11 at least, gh-128110) shows one, so a name split in two would
+    # read differently in each.
+    word = _UTF8.header_encode(display)
+    if len(name) + len(word) + len(addr) + 5 <= LINE:
+        return f"{word} <{addr}>"
+    return f"{word}{CRLF} <{addr}>"
 
 
 def _qp(text: str) -> bytes:
@@ -69,10 +109,10 @@ class VariantMessages:
         self.signer = signer
         sender_name, self.sender = parseaddr(campaign.sender_for(language))
         self.boundary = f"=_harkat_{secrets.token_hex(12)}"
-        fixed = [f"From: {encode_address(sender_name, self.sender)}"]
+        fixed = [f"From: {encode_address(sender_name, self.sender, 'From')}"]
         if campaign.reply_to:
             reply_name, reply_addr = parseaddr(campaign.reply_to)
-            fixed.append(f"Reply-To: {encode_address(reply_name, reply_addr)}")
+            fixed.append(f"Reply-To: {encode_address(reply_name, reply_addr, 'Reply-To')}")
         fixed.append(f"List-Id: <{campaign.list_id}>")
         self.fixed = CRLF.join(fixed)
         self.tail = CRLF.join(
