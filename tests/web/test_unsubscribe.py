@@ -222,3 +222,22 @@ def test_the_command_serves_and_records_then_stops(tmp_path: Path) -> None:
     env.pop("HARKAT_UNSUBSCRIBE_SECRET")
     refused = subprocess.run([*command, "--port", "0"], env=env, capture_output=True, text=True)
     assert refused.returncode == 2 and "HARKAT_UNSUBSCRIBE_SECRET is not set" in refused.stderr
+
+
+def test_an_unsubscribe_that_cannot_be_recorded_is_a_503_not_a_success(
+    project: Path, smtp_server, tmp_path: Path, caplog
+) -> None:
+    """A suppression file that cannot be written: 503 asking to retry, logged without the address."""
+    blocked = tmp_path / "blocked"
+    blocked.mkdir()  # a folder where the file should be: every write fails
+    server = ServerThread(make_app(Signer(UNSUBSCRIBE_SECRET.encode()), blocked)).start()
+    try:
+        relay, handler = smtp_server()
+        _send(project, relay.port)
+        url = _local(_https_link(handler.messages[0]), server)
+        status, body, _ = _request(url, ONE_CLICK)
+    finally:
+        server.stop()
+    assert status == 503 and "try again" in body
+    assert handler.messages[0].rcpt_tos[0] not in caplog.text
+    assert "unsubscribe not recorded" in caplog.text

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import html
+import logging
 import socket
 import threading
 from collections.abc import Mapping
@@ -19,9 +20,11 @@ from pathlib import Path
 
 from aiohttp import web
 
+from ..errors import HarkatError
 from ..lists.suppression import add_suppression, read_suppressions
 from ..mail.tokens import BadToken, Signer, Subscription
 
+log = logging.getLogger(__name__)
 ONE_CLICK = "One-Click"
 _HEADERS = {
     "Cache-Control": "no-store",
@@ -45,6 +48,10 @@ _TEXT: Mapping[str, Mapping[str, str]] = {
         "already": "{address} est déjà désabonné·e de la liste {list}.",
     },
 }
+NOT_RECORDED = (
+    "Your unsubscribe could not be recorded just now; please try again in a few minutes.\n"
+    "Votre désabonnement n’a pas pu être enregistré ; veuillez réessayer dans quelques minutes.\n"
+)
 BAD_TOKEN = (
     "This unsubscribe link is not valid or was altered; nothing was changed.\n"
     "Ce lien de désabonnement n’est pas valide ou a été modifié ; rien n’a été changé.\n"
@@ -98,9 +105,15 @@ def make_app(signer: Signer, suppression: Path) -> web.Application:
             raise web.HTTPBadRequest(
                 text="expected the form field List-Unsubscribe=One-Click\n", headers=_HEADERS
             )
-        await asyncio.to_thread(
-            add_suppression, suppression, named.address, "unsubscribed", named.list_id
-        )
+        try:
+            await asyncio.to_thread(
+                add_suppression, suppression, named.address, "unsubscribed", named.list_id
+            )
+        except (HarkatError, OSError) as exc:
+            # Not recorded: say so (a mail provider retries a failed one-click POST); the log
+            # line names the file and the cause, never the address.
+            log.error("unsubscribe not recorded in %s: %s", suppression, type(exc).__name__)
+            raise web.HTTPServiceUnavailable(text=NOT_RECORDED, headers=_HEADERS) from None
         return _page(named, "done", form=False)
 
     app = web.Application(client_max_size=16 * 1024)
