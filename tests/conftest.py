@@ -218,3 +218,61 @@ def unused_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+# -- PostgreSQL: the session's own throwaway cluster (tests/pgserver.py) ---------------------
+# Kept together at the end of this file, imports included.
+
+import os  # noqa: E402
+
+from . import pgserver  # noqa: E402
+
+PG_FIXTURES = {"pg_cluster", "pg_server", "postgres_url", "postgres_db"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests that use the PostgreSQL fixtures need a Debian tool: they are ``external``."""
+    for item in items:
+        if PG_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.external)
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[pgserver.PgServer]:
+    """A fresh cluster on a free 127.0.0.1 port for the session; deleted at its end.
+
+    Without PostgreSQL's binaries it skips, saying why; under CI (CI=true) it fails instead,
+    so that a missing install step in .ci/run is never hidden behind skips.
+    """
+    bindir = pgserver.find_bindir()
+    if bindir is None:
+        reason = pgserver.missing_reason()
+        if os.environ.get("CI", "").lower() not in ("", "0", "false", "no"):
+            pytest.fail(f"under CI, {reason}", pytrace=False)
+        pytest.skip(reason)
+    server = pgserver.launch(bindir)
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="session")
+def postgres_url(pg_cluster: pgserver.PgServer) -> str:
+    """postgresql://harkat@127.0.0.1:PORT/harkat: the session cluster's database, shared by
+    every test that uses it (``postgres_db`` gives a test a database of its own)."""
+    return pg_cluster.url()
+
+
+@pytest.fixture
+def pg_server(pg_cluster: pgserver.PgServer) -> Iterator[pgserver.PgServer]:
+    """The session cluster, for a test to ``stop()`` and ``start()``; running again after it."""
+    yield pg_cluster
+    pg_cluster.start()
+
+
+@pytest.fixture
+def postgres_db(pg_server: pgserver.PgServer) -> Iterator[str]:
+    """The URL of a new empty database (test_<n>) for this test alone; dropped after it."""
+    name = pg_server.create_database()
+    yield pg_server.url(name)
+    pg_server.start()  # the test may have stopped the server
+    pg_server.drop_database(name)
