@@ -30,3 +30,7 @@ class DeliveryError(HarkatError):
 class SendLogError(HarkatError):
     """The send log cannot be opened, or refuses a resume whose inputs changed."""
 
+
+
+class ClaimLost(SendLogError):
+    """Another run took this run's rows over (its lease expired): stop, write nothing more."""

@@ -1,6 +1,45 @@
-"""The send log: the only writer of delivery state, and the truth about who got what."""
+"""The send log: the only writer of delivery state, and the truth about who got what.
 
+``open_store`` takes a file path (SQLite, the embedded default) or a ``postgresql://`` URL
+(one database shared by senders on many machines).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .asqlite import SqliteStore
 from .batched import BatchedLog
+from .protocol import Claim, Grant, Limits, RunInfo, RunRow, Store
 from .sqlite import SendLog
 
-__all__ = ["BatchedLog", "SendLog"]
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+
+
+def is_url(location: str | Path) -> bool:
+    """True for a PostgreSQL URL, False for a SQLite file path."""
+    return str(location).startswith(POSTGRES_SCHEMES)
+
+
+async def open_store(location: str | Path, read_only: bool = False) -> Store:
+    """The store at ``location``; ``read_only`` never creates or changes it."""
+    if is_url(location):
+        from .postgres import PostgresStore  # psycopg is loaded only when asked for
+
+        return await PostgresStore.open(str(location), read_only=read_only)
+    return SqliteStore(Path(location), read_only=read_only)
+
+
+__all__ = [
+    "BatchedLog",
+    "Claim",
+    "Grant",
+    "Limits",
+    "RunInfo",
+    "RunRow",
+    "SendLog",
+    "SqliteStore",
+    "Store",
+    "is_url",
+    "open_store",
+]

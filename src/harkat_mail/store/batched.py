@@ -1,39 +1,54 @@
-"""Group commit for a send run: many connections' changes share one transaction."""
+"""Group commit for a send run: many connections' changes share one transaction.
+
+``sending`` waits until its row is committed (the rule: committed before DATA) and fails with
+``ClaimLost`` when the run no longer holds the row; verdicts are queued and committed with the
+next batch. A store failure is kept: every later ``sending`` fails at once (no DATA without a
+committed row), ``on_failure`` tells the run to stop, and ``close`` raises it.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Sequence
 
-from ..errors import SendLogError
+from ..errors import ClaimLost, HarkatError, SendLogError
 from ..models import DeliveryResult
-from .sqlite import Change, SendLog
+from .protocol import Change, Store
 
 
 class BatchedLog:
-    """Group commit for a send run: many connections' changes share one transaction.
+    """Queues a run's state changes and commits them in batches, one at a time."""
 
-    ``sending`` waits until its row is committed (the rule: committed before DATA); verdicts
-    are queued and committed with the next batch. Commits run on one worker thread, so the
-    event loop keeps serving connections during the fsync.
-    """
-
-    def __init__(self, log: SendLog, campaign: str) -> None:
-        self.log = log
+    def __init__(
+        self,
+        store: Store,
+        campaign: str,
+        run_id: str,
+        on_refused: Callable[[Sequence[str]], None] = lambda _: None,
+        on_failure: Callable[[HarkatError], None] = lambda _: None,
+    ) -> None:
+        self.store = store
         self.campaign = campaign
+        self.run_id = run_id
+        self.on_refused = on_refused
+        self.on_failure = on_failure
         self.pending: list[tuple[Change, asyncio.Future[None] | None]] = []
-        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sendlog")
         self.flushing: asyncio.Task[None] | None = None
+        self.failure: HarkatError | None = None
 
     async def sending(self, key: str) -> None:
         """Mark ``key`` as being sent and return once that is durable."""
+        if self.failure is not None:
+            raise self.failure
         future = asyncio.get_running_loop().create_future()
         self._add(key, future)
         await future
 
     def record(self, result: DeliveryResult, retry_at: float | None) -> None:
-        """Queue a verdict for the next commit."""
-        self._add((result, retry_at), None)
+        """Queue a verdict for the next commit (dropped after a store failure: the row then
+        stays `sending` and reads `unknown` later, which is the truth)."""
+        if self.failure is None:
+            self._add((result, retry_at), None)
 
     def _add(self, change: Change, future: asyncio.Future[None] | None) -> None:
         self.pending.append((change, future))
@@ -41,41 +56,43 @@ class BatchedLog:
             self.flushing = asyncio.get_running_loop().create_task(self._flush())
 
     async def _flush(self) -> None:
-        loop = asyncio.get_running_loop()
-        while self.pending:
+        while self.pending and self.failure is None:
             batch, self.pending = self.pending, []
-            changes = [change for change, _ in batch]
             try:
-                await loop.run_in_executor(self.executor, self.log.apply, self.campaign, changes)
-            except BaseException as exc:
-                # SendLog.apply already names the file; anything else is wrapped once here.
-                error = (
-                    exc
-                    if isinstance(exc, SendLogError)
-                    else SendLogError(f"{self.log.path}: cannot record the send ({exc!r})")
+                refused = set(
+                    await self.store.apply(
+                        self.campaign, self.run_id, [change for change, _ in batch]
+                    )
                 )
-                for _, future in batch:
+            except Exception as exc:
+                error = exc if isinstance(exc, HarkatError) else SendLogError(
+                    f"{self.store.location}: {type(exc).__name__}: {exc}"
+                )
+                self.failure = error
+                for _, future in batch + self.pending:
                     if future is not None and not future.done():
                         future.set_exception(error)
-                if isinstance(exc, Exception):
-                    raise error from None
-                raise
-            for _, future in batch:
+                self.pending = []
+                self.on_failure(error)
+                return
+            lost = []
+            for change, future in batch:
+                key = change if isinstance(change, str) else change[0].key
+                if key in refused:
+                    lost.append(key)
                 if future is not None and not future.done():
-                    future.set_result(None)
+                    if key in refused:
+                        future.set_exception(ClaimLost(f"{key}: this run no longer holds it"))
+                    else:
+                        future.set_result(None)
+            if lost:
+                self.on_refused(lost)
 
     async def close(self) -> None:
-        """Commit whatever is queued and stop the writer thread.
-
-        Raises the SendLogError of a commit that failed: its verdicts are not in the log, and
-        an unretrieved task error would only surface later as an asyncio traceback.
-        """
-        try:
-            while self.flushing is not None and not self.flushing.done():
-                await self.flushing
-            if self.flushing is not None:
-                self.flushing.result()
-            if self.pending:
-                await self._flush()
-        finally:
-            self.executor.shutdown(wait=True)
+        """Commit whatever is queued; raise the store failure if there was one."""
+        while self.flushing is not None and not self.flushing.done():
+            await self.flushing
+        if self.pending and self.failure is None:
+            await self._flush()
+        if self.failure is not None:
+            raise self.failure

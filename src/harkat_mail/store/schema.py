@@ -63,6 +63,41 @@ MIGRATIONS: tuple[Migration, ...] = (
         "each recipient's consent basis (CASL)",
         ("ALTER TABLE recipient ADD COLUMN consent TEXT NOT NULL DEFAULT ''",),
     ),
+    Migration(
+        3,
+        "runs that claim rows under a lease, shared relay budgets, stored suppressions",
+        (
+            """CREATE TABLE run (
+                id TEXT PRIMARY KEY,
+                campaign TEXT NOT NULL,
+                host TEXT NOT NULL,
+                pid INTEGER NOT NULL,
+                started_at REAL NOT NULL,
+                lease_until REAL NOT NULL,
+                finished_at REAL,
+                taken_over INTEGER NOT NULL DEFAULT 0
+            )""",
+            "ALTER TABLE recipient ADD COLUMN run_id TEXT",
+            "CREATE INDEX recipient_run ON recipient (run_id)",
+            """CREATE TABLE relay_budget (
+                relay TEXT PRIMARY KEY,
+                tokens REAL NOT NULL,
+                refilled_at REAL NOT NULL
+            )""",
+            """CREATE TABLE relay_usage (
+                relay TEXT NOT NULL,
+                minute INTEGER NOT NULL,
+                sent INTEGER NOT NULL,
+                PRIMARY KEY (relay, minute)
+            )""",
+            """CREATE TABLE suppression (
+                address TEXT PRIMARY KEY,
+                why TEXT NOT NULL,
+                list_id TEXT NOT NULL,
+                created_at REAL NOT NULL
+            )""",
+        ),
+    ),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 TABLES = ("campaign", "recipient")

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from functools import wraps
 from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
-from ..errors import SendLogError
-from ..models import Contact, DeliveryResult, Outcome, Rejected, State, reason_label
+from ..errors import ClaimLost, SendLogError
+from ..models import Contact, Outcome, Rejected, State, reason_label
+from . import budget
 from .files import open_for_writing, open_read_only, sqlite_errors
+from .protocol import Change, Claim, Grant, Limits, RunInfo, RunRow
 from .schema import transaction
 
 # The report's columns in their order since before migrations (version 2 appended consent).
@@ -25,8 +27,15 @@ _OUTCOME_STATE = {
     Outcome.FAILED: State.FAILED,
     Outcome.UNKNOWN: State.UNKNOWN,
 }
-# A state change: a key going to `sending`, or a verdict with the time of its next try.
-Change = str | tuple[DeliveryResult, float | None]
+# Due: pending, unknown when asked for, deferred once its wait is over.
+_DUE = "state = ? OR state = ? OR (state = ? AND COALESCE(next_attempt_at, 0) <= ?)"
+LOST = "another run took this run's rows over (its lease expired); this run stops"
+
+
+def _due_args(now: float, retry_unknown: bool) -> tuple[str, str, str, float]:
+    unknown = State.UNKNOWN if retry_unknown else State.PENDING
+    return (State.PENDING, unknown, State.DEFERRED, now)
+
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -86,16 +95,6 @@ class SendLog:
         )
 
     @_guarded
-    def recover(self, campaign: str) -> int:
-        """Rows a dead run left in `sending` become `unknown`: maybe delivered, never resent."""
-        cur = self.db.execute(
-            "UPDATE recipient SET state = ?, reason = 'interrupted while sending', updated_at = ?"
-            " WHERE campaign = ? AND state = ?",
-            (State.UNKNOWN, time.time(), campaign, State.SENDING),
-        )
-        return cur.rowcount
-
-    @_guarded
     def plan(
         self,
         campaign: str,
@@ -150,74 +149,177 @@ class SendLog:
                 ),
             )
 
-    @_guarded
-    def due(self, campaign: str, now: float | None = None, retry_unknown: bool = False) -> set[str]:
-        """Keys to send now: `pending`, `deferred` whose wait is over, `unknown` if asked."""
-        rows = self.db.execute(
-            "SELECT key FROM recipient WHERE campaign = ? AND (state = ? OR state = ? OR"
-            " (state = ? AND COALESCE(next_attempt_at, 0) <= ?))",
-            (
-                campaign,
-                State.PENDING,
-                State.UNKNOWN if retry_unknown else State.PENDING,
-                State.DEFERRED,
-                now if now is not None else time.time(),
-            ),
-        )
-        return {key for (key,) in rows}
+    # Runs, leases and claims. A claim transaction first takes over expired runs, so the
+    # rows of a run that died become available to the next claim, whoever makes it.
 
     @_guarded
-    def mark_sending(self, campaign: str, key: str) -> None:
-        """Committed before DATA: if the process dies now, the row reads `unknown` later."""
+    def start_run(self, run: RunInfo) -> None:
+        """Register a run and its lease."""
+        now = time.time()
         self.db.execute(
-            "UPDATE recipient SET state = ?, attempts = attempts + 1, updated_at = ?"
-            " WHERE campaign = ? AND key = ?",
-            (State.SENDING, time.time(), campaign, key),
+            "INSERT INTO run (id, campaign, host, pid, started_at, lease_until)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (run.id, run.campaign, run.host, run.pid, now, now + run.lease),
         )
 
     @_guarded
-    def record(self, campaign: str, result: DeliveryResult, retry_at: float | None = None) -> None:
-        """Store the relay's verdict; a deferral carries the time of its next try."""
+    def renew(self, run_id: str, lease: float) -> bool:
+        """Extend the lease; False when the run was taken over (its rows are no longer its)."""
+        cur = self.db.execute(
+            "UPDATE run SET lease_until = ? WHERE id = ? AND taken_over = 0"
+            " AND finished_at IS NULL",
+            (time.time() + lease, run_id),
+        )
+        return cur.rowcount == 1
+
+    @_guarded
+    def finish_run(self, run_id: str) -> None:
+        """Release every row still held and mark the run finished."""
+        with transaction(self.db):
+            self.db.execute(
+                "UPDATE recipient SET run_id = NULL WHERE run_id = ? AND state != ?",
+                (run_id, State.SENDING),
+            )
+            self.db.execute("UPDATE run SET finished_at = ? WHERE id = ?", (time.time(), run_id))
+
+    @_guarded
+    def recover(self, campaign: str) -> int:
+        """Take over expired runs: their `sending` rows become `unknown`, the rest due again."""
+        with transaction(self.db):
+            return self._take_over(campaign, time.time())
+
+    def _take_over(self, campaign: str, now: float) -> int:
         self.db.execute(
-            "UPDATE recipient SET state = ?, code = ?, reply = ?, next_attempt_at = ?,"
-            " updated_at = ? WHERE campaign = ? AND key = ?",
-            (
-                _OUTCOME_STATE[result.outcome],
-                result.code,
-                result.reply[:500],
-                retry_at,
-                time.time(),
-                campaign,
-                result.key,
-            ),
+            "UPDATE run SET taken_over = 1 WHERE campaign = ? AND finished_at IS NULL"
+            " AND taken_over = 0 AND lease_until < ?",
+            (campaign, now),
         )
+        lost = "SELECT id FROM run WHERE campaign = ? AND taken_over = 1"
+        # `sending` with no run: left by a release from before claims, killed mid-send.
+        cur = self.db.execute(
+            "UPDATE recipient SET state = ?, reason = 'interrupted while sending', run_id = NULL,"
+            f" updated_at = ? WHERE campaign = ? AND state = ? AND (run_id IS NULL OR run_id IN"
+            f" ({lost}))",
+            (State.UNKNOWN, now, campaign, State.SENDING, campaign),
+        )
+        self.db.execute(
+            f"UPDATE recipient SET run_id = NULL WHERE run_id IN ({lost})", (campaign,)
+        )
+        return cur.rowcount
 
     @_guarded
-    def apply(self, campaign: str, changes: Iterable[Change]) -> None:
-        """Several state changes in one durable transaction (one fsync for all of them)."""
+    def claim(self, campaign: str, run_id: str, limit: int, retry_unknown: bool) -> list[Claim]:
+        """Up to ``limit`` due rows nobody holds, in list order, now held by ``run_id``."""
+        now = time.time()
+        with transaction(self.db):
+            self._take_over(campaign, now)
+            alive = self.db.execute(
+                "SELECT 1 FROM run WHERE id = ? AND taken_over = 0 AND finished_at IS NULL",
+                (run_id,),
+            ).fetchone()
+            if alive is None:
+                raise ClaimLost(f"{self.path}: {LOST}")
+            rows = self.db.execute(
+                "UPDATE recipient SET run_id = ? WHERE rowid IN (SELECT rowid FROM recipient"
+                f" WHERE campaign = ? AND run_id IS NULL AND ({_DUE}) ORDER BY rowid LIMIT ?)"
+                " RETURNING rowid, key, attempts",
+                (run_id, campaign, *_due_args(now, retry_unknown), limit),
+            ).fetchall()
+        return [Claim(key, attempts) for _, key, attempts in sorted(rows)]
+
+    @_guarded
+    def release(self, campaign: str, run_id: str, keys: Sequence[str]) -> None:
+        """Give rows back unsent (e.g. members this run's list no longer has)."""
+        with transaction(self.db):
+            self.db.executemany(
+                "UPDATE recipient SET run_id = NULL WHERE campaign = ? AND key = ? AND run_id = ?"
+                " AND state != ?",
+                ((campaign, key, run_id, State.SENDING) for key in keys),
+            )
+
+    @_guarded
+    def count_due(self, campaign: str, retry_unknown: bool) -> int:
+        """Due rows that no run holds."""
+        row = self.db.execute(
+            f"SELECT COUNT(*) FROM recipient WHERE campaign = ? AND run_id IS NULL AND ({_DUE})",
+            (campaign, *_due_args(time.time(), retry_unknown)),
+        ).fetchone()
+        return int(row[0])
+
+    @_guarded
+    def apply(self, campaign: str, run_id: str, changes: Iterable[Change]) -> list[str]:
+        """Several changes in one durable transaction, each only if ``run_id`` holds the row.
+
+        ``sending`` is committed before DATA; a verdict releases the row, but a deferral that
+        this run will retry stays held. Returns the keys refused (the claim was lost).
+        """
+        refused: list[str] = []
+        now = time.time()
         with transaction(self.db):
             for change in changes:
                 if isinstance(change, str):
-                    self.mark_sending(campaign, change)
+                    key = change
+                    cur = self.db.execute(
+                        "UPDATE recipient SET state = ?, attempts = attempts + 1, updated_at = ?"
+                        " WHERE campaign = ? AND key = ? AND run_id = ?",
+                        (State.SENDING, now, campaign, key, run_id),
+                    )
                 else:
-                    self.record(campaign, *change)
+                    result, retry_at = change
+                    key = result.key
+                    keep = run_id if result.outcome is Outcome.DEFERRED else None
+                    cur = self.db.execute(
+                        "UPDATE recipient SET state = ?, code = ?, reply = ?, next_attempt_at = ?,"
+                        " updated_at = ?, run_id = ? WHERE campaign = ? AND key = ? AND run_id = ?",
+                        (
+                            _OUTCOME_STATE[result.outcome],
+                            result.code,
+                            result.reply[:500],
+                            retry_at,
+                            now,
+                            keep,
+                            campaign,
+                            key,
+                            run_id,
+                        ),
+                    )
+                if cur.rowcount != 1:
+                    refused.append(key)
+        return refused
 
     @_guarded
-    def attempts(self, campaign: str) -> dict[str, int]:
-        """Tries made so far per recipient (for the retry limit across runs)."""
-        rows = self.db.execute(
-            "SELECT key, attempts FROM recipient WHERE campaign = ? AND attempts > 0", (campaign,)
-        )
-        return {key: n for key, n in rows}
+    def take(self, relay: str, want: int, limits: Limits) -> Grant:
+        """Take from the relay's shared budget (see ``budget.take``)."""
+        with transaction(self.db):
+            return budget.take(self.db, relay, want, limits, time.time())
 
     @_guarded
-    def recent_sends(self, since: float) -> list[float]:
-        """Times of messages handed to the relay since ``since``, in every campaign of the log."""
+    def runs(self, campaign: str) -> list[RunRow]:
+        """Unfinished runs of the campaign with the rows each holds."""
+        now = time.time()
         rows = self.db.execute(
-            "SELECT updated_at FROM recipient WHERE state IN (?, ?, ?) AND updated_at >= ?",
-            (State.SENT, State.SENDING, State.UNKNOWN, since),
+            "SELECT r.id, r.host, r.pid, r.started_at, r.lease_until,"
+            " (SELECT COUNT(*) FROM recipient WHERE run_id = r.id)"
+            " FROM run r WHERE r.campaign = ? AND r.finished_at IS NULL AND r.taken_over = 0"
+            " ORDER BY r.started_at",
+            (campaign,),
         )
-        return [t for (t,) in rows]
+        return [RunRow(*row, expired=row[4] < now) for row in rows]
+
+    @_guarded
+    def suppressions(self) -> set[str]:
+        """Addresses suppressed in this store."""
+        return {address for (address,) in self.db.execute("SELECT address FROM suppression")}
+
+    @_guarded
+    def add_suppression(self, address: str, why: str, list_id: str) -> bool:
+        """Record ``address`` as suppressed; False when it already was."""
+        cur = self.db.execute(
+            "INSERT INTO suppression (address, why, list_id, created_at) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (address) DO NOTHING",
+            (address.strip().lower(), why, list_id, time.time()),
+        )
+        return cur.rowcount == 1
 
     @_guarded
     def last_errors(self, campaign: str, limit: int = 5) -> list[tuple[str, str, int | None, str]]:

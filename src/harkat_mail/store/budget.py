@@ -1,0 +1,80 @@
+"""Shared relay budgets: ``rate``, ``per_hour`` and ``per_day`` held for every run of a relay.
+
+A token bucket row per relay refills at ``rate`` messages per second up to a small burst;
+per-minute counters give the rolling hour and day. Runs take a few messages at a time in one
+short transaction, so the limits hold across processes and machines without a database round
+trip per message. The SQL is plain enough to run on SQLite and PostgreSQL alike (``?``
+placeholders: the PostgreSQL store passes a cursor that takes them).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Protocol
+
+from .protocol import Grant, Limits
+
+BURST = 0.25  # seconds of rate a bucket holds: the most a pause can be made up for at once
+DAY, HOUR = 1440, 60  # minutes
+
+
+class Cursor(Protocol):
+    """What ``take`` needs of a connection or cursor, on either store."""
+
+    def execute(self, sql: str, params: Any = ..., /) -> Any: ...
+
+
+def _used(db: Cursor, relay: str, since: int) -> tuple[int, int | None]:
+    """Messages counted in minutes after ``since``, and the oldest such minute."""
+    row = db.execute(
+        "SELECT COALESCE(SUM(sent), 0), MIN(minute) FROM relay_usage"
+        " WHERE relay = ? AND minute > ? AND sent > 0",
+        (relay, since),
+    ).fetchone()
+    return int(row[0]), (None if row[1] is None else int(row[1]))
+
+
+def take(db: Cursor, relay: str, want: int, limits: Limits, now: float) -> Grant:
+    """Up to ``want`` messages the relay's limits allow now; call inside a write transaction."""
+    minute = int(now // 60)
+    counted = limits.per_hour is not None or limits.per_day is not None
+    if counted:
+        db.execute(
+            "DELETE FROM relay_usage WHERE relay = ? AND minute <= ?", (relay, minute - DAY)
+        )
+    if limits.per_day is not None:
+        used, oldest = _used(db, relay, minute - DAY)
+        if used >= limits.per_day:
+            resume = time.strftime("%Y-%m-%d %H:%M", time.localtime((oldest or minute) * 60 + 86400))
+            return Grant(0, stop=f"the daily cap of {limits.per_day} messages is used up; "
+                         f"resume after {resume}")
+        want = min(want, limits.per_day - used)
+    if limits.per_hour is not None:
+        used, oldest = _used(db, relay, minute - HOUR)
+        if used >= limits.per_hour:
+            return Grant(0, wait=max(((oldest or minute) + HOUR) * 60 - now, 1.0))
+        want = min(want, limits.per_hour - used)
+    grant = want
+    if limits.rate is not None:
+        row = db.execute(
+            "SELECT tokens, refilled_at FROM relay_budget WHERE relay = ?", (relay,)
+        ).fetchone()
+        full = max(1.0, limits.rate * BURST)
+        tokens = full if row is None else min(full, row[0] + (now - row[1]) * limits.rate)
+        grant = min(want, int(tokens))
+        tokens -= grant
+        db.execute(
+            "INSERT INTO relay_budget (relay, tokens, refilled_at) VALUES (?, ?, ?)"
+            " ON CONFLICT (relay) DO UPDATE SET tokens = excluded.tokens,"
+            " refilled_at = excluded.refilled_at",
+            (relay, tokens, now),
+        )
+        if grant < 1:
+            return Grant(0, wait=(1 - tokens) / limits.rate)
+    if counted and grant:
+        db.execute(
+            "INSERT INTO relay_usage (relay, minute, sent) VALUES (?, ?, ?)"
+            " ON CONFLICT (relay, minute) DO UPDATE SET sent = relay_usage.sent + excluded.sent",
+            (relay, minute, grant),
+        )
+    return Grant(grant)

@@ -1,0 +1,145 @@
+"""What every send-log store does: the ``Store`` protocol, with SQLite and PostgreSQL behind it.
+
+A run registers itself under a lease, claims batches of due rows (atomically: two runs never
+hold the same member), marks ``sending`` and writes verdicts only on rows it holds, renews
+its lease while alive, and releases what it still holds when it ends. A run whose lease
+expired is taken over by the next claim: its ``sending`` rows become ``unknown`` (the message
+may have arrived), the rest become due again, and its later writes are refused.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from ..models import Contact, DeliveryResult, Rejected
+
+# A state change: a key going to `sending`, or a verdict with the time of its next try.
+Change = str | tuple[DeliveryResult, float | None]
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """Who is sending: one ``harkat-mail send`` process on one machine."""
+
+    id: str
+    campaign: str
+    host: str
+    pid: int
+    lease: float  # seconds a run may go silent before others take its rows over
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A row a run now holds, with the tries already made (across runs)."""
+
+    key: str
+    attempts: int
+
+
+@dataclass(frozen=True)
+class RunRow:
+    """A run as ``status`` shows it."""
+
+    id: str
+    host: str
+    pid: int
+    started_at: float
+    lease_until: float
+    held: int
+    expired: bool
+
+
+@dataclass(frozen=True)
+class Limits:
+    """A relay's limits, shared by every run that uses it through this store."""
+
+    rate: float | None
+    per_hour: int | None
+    per_day: int | None
+
+
+@dataclass(frozen=True)
+class Grant:
+    """What the shared budget allows now: ``count`` messages, or a wait, or a stop."""
+
+    count: int
+    wait: float = 0.0  # seconds until asking again makes sense (count == 0)
+    stop: str = ""  # the daily cap is used up: why, and when to resume
+
+
+class Store(Protocol):
+    """The send log: the only writer of delivery state, and the truth about who got what."""
+
+    location: str  # the file or the URL (never with a password), for messages
+
+    async def close(self) -> None: ...
+
+    async def check_inputs(self, campaign: str, inputs: Mapping[str, str], force: bool) -> None:
+        """Refuse to resume when the YAML, list or template changed, unless forced."""
+        ...
+
+    async def plan(
+        self,
+        campaign: str,
+        contacts: Sequence[Contact],
+        rejected: Sequence[Rejected],
+        message_ids: Mapping[str, str],
+    ) -> None:
+        """Insert a `pending` row per new contact, a `skipped` row per rejected row (idempotent)."""
+        ...
+
+    async def start_run(self, run: RunInfo) -> None: ...
+
+    async def renew(self, run_id: str, lease: float) -> bool:
+        """Extend the lease; False when another run has taken this one's rows over."""
+        ...
+
+    async def finish_run(self, run_id: str) -> None:
+        """Release the rows still held (deferred, claimed but not started) and end the run."""
+        ...
+
+    async def recover(self, campaign: str) -> int:
+        """Take over runs whose lease expired; the number of their rows now `unknown`."""
+        ...
+
+    async def claim(
+        self, campaign: str, run_id: str, limit: int, retry_unknown: bool
+    ) -> list[Claim]:
+        """Up to ``limit`` due rows, unheld until now, in list order; raises when taken over."""
+        ...
+
+    async def release(self, campaign: str, run_id: str, keys: Sequence[str]) -> None: ...
+
+    async def count_due(self, campaign: str, retry_unknown: bool) -> int: ...
+
+    async def apply(self, campaign: str, run_id: str, changes: Sequence[Change]) -> list[str]:
+        """Apply changes in one transaction, only to rows this run holds; the keys refused."""
+        ...
+
+    async def take(self, relay: str, want: int, limits: Limits) -> Grant:
+        """Take up to ``want`` messages from the relay's shared budget."""
+        ...
+
+    async def counts(self, campaign: str) -> dict[str, int]: ...
+
+    async def skipped_reasons(self, campaign: str) -> dict[str, int]: ...
+
+    async def last_errors(
+        self, campaign: str, limit: int = 5
+    ) -> list[tuple[str, str, int | None, str]]: ...
+
+    def rows(self, campaign: str) -> AsyncIterator[dict[str, Any]]: ...
+
+    async def runs(self, campaign: str) -> list[RunRow]:
+        """Runs working on the campaign now, and runs whose lease expired unnoticed."""
+        ...
+
+    async def suppressions(self) -> set[str]:
+        """Addresses stored as suppressed (unsubscribes, bounces), lower-cased."""
+        ...
+
+    async def add_suppression(self, address: str, why: str, list_id: str) -> bool:
+        """Record a suppression durably; False when it was there already."""
+        ...
