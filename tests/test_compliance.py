@@ -234,10 +234,10 @@ def test_dkim_signatures_verify_and_cover_the_unsubscribe_headers(
 ) -> None:
     """Delivered messages (signed in-process or by render workers) verify; h= covers RFC 8058."""
     if workers:
-        from harkat_mail.run import renderpool
+        from harkat_mail.run import claims, renderpool
 
         monkeypatch.setattr(renderpool, "POOL_FROM", 10)
-        monkeypatch.setattr(renderpool, "BATCH", 30)
+        monkeypatch.setattr(claims, "CLAIM_BATCH", 30)
     key_path, record = _key_pair(tmp_path)
     text = project.read_text(encoding="utf-8") + (
         f"dkim:\n  domain: cupw.example.org\n  selector: harkat2018\n  key_path: {key_path}\n"

@@ -293,10 +293,10 @@ def test_status_shows_last_errors_and_report_is_formula_safe(project: Path, smtp
 @pytest.mark.slow
 def test_large_runs_render_in_a_worker_process(project: Path, smtp_server, monkeypatch) -> None:
     """With the render worker in use, each member still gets exactly one, personalised message."""
-    from harkat_mail.run import renderpool
+    from harkat_mail.run import claims, renderpool
 
     monkeypatch.setattr(renderpool, "POOL_FROM", 10)
-    monkeypatch.setattr(renderpool, "BATCH", 40)
+    monkeypatch.setattr(claims, "CLAIM_BATCH", 40)
     server, handler = smtp_server()
     code, out = _run("send", str(project), "--smtp", f"smtp://127.0.0.1:{server.port}", "--yes")
     assert code == 0, out

@@ -13,9 +13,7 @@ from harkat_mail import load_campaign, prepare, send
 from harkat_mail.cli import main
 from harkat_mail.errors import RenderError
 from harkat_mail.models import SmtpConfig
-from harkat_mail.run import plan
 from harkat_mail.run.prepare import samples
-from harkat_mail.store import SendLog
 
 from .test_crash import _project, _start, _states
 from .test_e2e import _expected
@@ -99,16 +97,15 @@ def test_workers_render_exactly_the_planned_members_after_the_list_changes(
     server, handler = smtp_server()
     campaign = load_campaign(project)
     prepared = prepare(campaign)
-    with SendLog(campaign.send_log) as log:
-        todo = plan(prepared, log, force=False)
-        # Staff edit the list and suppression file while the run starts: workers must not care.
-        (project.parent.parent / "suppression.txt").write_text(
-            "".join(f"{c.email}\n" for c in todo[::3]), encoding="utf-8"
-        )
-        members = project.parent.parent / "lists" / "members.csv"
-        members.write_text(members.read_text(encoding="utf-8")[:200], encoding="utf-8")
-        smtp = SmtpConfig(local=False, host="127.0.0.1", port=server.port, tls="none")
-        summary = send(prepared, log, todo, smtp, pool_from=10)
+    todo = prepared.contacts.contacts
+    # Staff edit the list and suppression file as the run starts: the workers must not care.
+    (project.parent.parent / "suppression.txt").write_text(
+        "".join(f"{c.email}\n" for c in todo[::3]), encoding="utf-8"
+    )
+    members = project.parent.parent / "lists" / "members.csv"
+    members.write_text(members.read_text(encoding="utf-8")[:200], encoding="utf-8")
+    smtp = SmtpConfig(local=False, host="127.0.0.1", port=server.port, tls="none")
+    summary = send(prepared, smtp, pool_from=10)
     assert summary.delivered == len(todo)
     assert sorted(m.rcpt_tos[0] for m in handler.messages) == sorted(c.email for c in todo)
 
@@ -121,8 +118,8 @@ def test_template_changed_before_workers_start_stops_the_run(project: Path, smtp
     en = campaign.template / "en.html"
     en.write_text(en.read_text(encoding="utf-8").replace("Dear", "Hello"), encoding="utf-8")
     smtp = SmtpConfig(local=False, host="127.0.0.1", port=server.port, tls="none")
-    with SendLog(campaign.send_log) as log, pytest.raises(RenderError, match="template changed"):
-        send(prepared, log, plan(prepared, log, force=False), smtp, pool_from=10)
+    with pytest.raises(RenderError, match="template changed"):
+        send(prepared, smtp, pool_from=10)
     assert handler.messages == []
 
 

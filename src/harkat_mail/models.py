@@ -234,6 +234,24 @@ class OutgoingMessage:
     data: bytes
 
 
+@dataclass(frozen=True)
+class Limits:
+    """A relay's limits, shared by every run that uses it through this store."""
+
+    rate: float | None
+    per_hour: int | None
+    per_day: int | None
+
+
+@dataclass(frozen=True)
+class Grant:
+    """What the shared budget allows now: ``count`` messages, or a wait, or a stop."""
+
+    count: int
+    wait: float = 0.0  # seconds until asking again makes sense (count == 0)
+    stop: str = ""  # the daily cap is used up: why, and when to resume
+
+
 class Outcome(enum.StrEnum):
     """A delivery attempt's verdict, mapped onto send-log states."""
 
@@ -241,6 +259,7 @@ class Outcome(enum.StrEnum):
     DEFERRED = "deferred"
     FAILED = "failed"
     UNKNOWN = "unknown"
+    LOST = "lost"  # never sent: the send log refused the row (claim lost) or failed
 
 
 @dataclass(frozen=True)
@@ -271,6 +290,7 @@ class RunSummary:
     warnings: tuple[str, ...] = ()
     interrupted: bool = False
     stopped_because: str = ""  # why the run ended before its list did (cap, relay down)
+    lost: int = 0  # not sent or not recorded: another run holds those members now
 
     @property
     def rate(self) -> float:

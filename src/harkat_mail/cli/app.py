@@ -14,6 +14,10 @@ from ..models import SmtpConfig
 
 F = TypeVar("F", bound=Callable[..., Any])
 REJECTS_HELP = "Write the rows not sent to, with their reasons, to FILE (CSV, formula-safe)."
+SEND_LOG_HELP = (
+    "The send log to use instead of the campaign's: a SQLite file or a postgresql:// URL "
+    "(password from PGPASSWORD or ~/.pgpass, never in the URL)."
+)
 
 
 def say(line: str) -> None:

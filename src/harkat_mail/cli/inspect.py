@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -12,8 +15,8 @@ from ..campaign import load_campaign
 from ..lists import load_contacts
 from ..models import ListConfig, reason_label
 from ..reports import export, status_lines, write_file, write_rejects
-from ..store import SendLog
-from .app import REJECTS_HELP, clean_errors, main
+from ..store import RunRow, open_store
+from .app import REJECTS_HELP, SEND_LOG_HELP, clean_errors, main
 
 
 @main.command()
@@ -45,16 +48,37 @@ def validate(campaign_file: Path, rejects: Path | None) -> None:
 
 @main.command()
 @click.argument("campaign_file", type=click.Path(path_type=Path))
+@click.option("--send-log", "send_log", metavar="PATH|URL", help=SEND_LOG_HELP)
 @clean_errors
-def status(campaign_file: Path) -> None:
-    """Print how many recipients are in each send-log state."""
+def status(campaign_file: Path, send_log: str | None) -> None:
+    """Print recipients per send-log state, the runs sending now, and the latest errors."""
     campaign = load_campaign(campaign_file)
-    with SendLog(campaign.send_log, read_only=True) as log:  # no log yet: exit 2, create none
-        lines = status_lines(
-            campaign.name, log.counts(campaign.name), log.skipped_reasons(campaign.name)
-        )
-        errors = log.last_errors(campaign.name)
-    click.echo("\n".join(lines))
+
+    async def read() -> tuple[dict[str, int], dict[str, int], list[Any], list[RunRow]]:
+        store = await open_store(send_log or campaign.send_log, read_only=True)
+        try:
+            return (
+                await store.counts(campaign.name),
+                await store.skipped_reasons(campaign.name),
+                await store.last_errors(campaign.name),
+                await store.runs(campaign.name),
+            )
+        finally:
+            await store.close()
+
+    counts, skipped, errors, runs = asyncio.run(read())  # no log yet: exit 2, create none
+    click.echo("\n".join(status_lines(campaign.name, counts, skipped)))
+    if runs:
+        click.echo("runs:")
+        now = time.time()
+        for r in runs:
+            since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r.started_at))
+            lease = (
+                f"lease expired {now - r.lease_until:.0f} s ago (taken over by the next run)"
+                if r.expired
+                else "sending"
+            )
+            click.echo(f"  {r.host} pid {r.pid}, since {since}: holds {r.held} rows; {lease}")
     if errors:
         click.echo("last errors:")
         for email, state, code, reply in errors:
@@ -74,12 +98,20 @@ def status(campaign_file: Path) -> None:
 @click.option(
     "-o", "--output", type=click.Path(path_type=Path), help="Write to FILE instead of stdout."
 )
+@click.option("--send-log", "send_log", metavar="PATH|URL", help=SEND_LOG_HELP)
 @clean_errors
-def report(campaign_file: Path, fmt: str, output: Path | None) -> None:
+def report(campaign_file: Path, fmt: str, output: Path | None, send_log: str | None) -> None:
     """One row per recipient: address, state, attempts, last reply, Message-ID, times."""
     campaign = load_campaign(campaign_file)
-    with SendLog(campaign.send_log, read_only=True) as log:
-        text = export(log.rows(campaign.name), fmt)
+
+    async def read() -> list[dict[str, Any]]:
+        store = await open_store(send_log or campaign.send_log, read_only=True)
+        try:
+            return [row async for row in store.rows(campaign.name)]
+        finally:
+            await store.close()
+
+    text = export(asyncio.run(read()), fmt)
     if output:
         write_file(output, text, "--output")
     else:

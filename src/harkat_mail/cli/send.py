@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from pathlib import Path
 
@@ -10,10 +11,10 @@ import click
 from .. import run
 from ..campaign import load_campaign, parse_smtp_url
 from ..mail import secret_from_env, secret_is_set
-from ..models import RunSummary
+from ..models import RunSummary, SmtpConfig
 from ..reports import write_rejects
-from ..store import SendLog
-from .app import REJECTS_HELP, clean_errors, confirm, main, say
+from ..store import open_store
+from .app import REJECTS_HELP, SEND_LOG_HELP, clean_errors, confirm, main, say
 from .progress import reporter
 
 
@@ -35,7 +36,9 @@ def _summary(summary: RunSummary) -> None:
     if summary.planned:
         click.echo(f"{summary.rate:.0f} messages/s over {summary.seconds:.2f} s")
     if summary.already_done:
-        click.echo(f"{summary.already_done} already delivered by an earlier run")
+        click.echo(f"{summary.already_done} delivered by other or earlier runs")
+    if summary.lost:
+        click.echo(f"{summary.lost} left to other runs (they hold those members now)")
     if summary.stopped_because:
         click.echo(f"stopped early: {summary.stopped_because}")
     if summary.deferred or summary.stopped_because or summary.interrupted:
@@ -61,6 +64,7 @@ def _summary(summary: RunSummary) -> None:
     "--force", is_flag=True, help="Resume even though the YAML, list or template changed."
 )
 @click.option("--rejects", type=click.Path(path_type=Path), help=REJECTS_HELP)
+@click.option("--send-log", "send_log", metavar="PATH|URL", help=SEND_LOG_HELP)
 @click.option(
     "--retry-unknown",
     is_flag=True,
@@ -82,6 +86,7 @@ def send(
     yes: bool,
     force: bool,
     rejects: Path | None,
+    send_log: str | None,
     retry_unknown: bool,
     test_to: tuple[str, ...],
 ) -> None:
@@ -115,21 +120,9 @@ def send(
             if result.outcome != "sent":
                 click.echo(f"  {result.key}: {result.outcome} {result.code or ''} {result.reply}")
         sys.exit(0 if sent == len(results) else 1)
-    with SendLog(campaign.send_log) as log:
-        todo = run.plan(prepared, log, force, retry_unknown)
-        if limit is not None:
-            todo = todo[:limit]
-        if not todo:
-            counts = log.counts(campaign.name)
-            click.echo(
-                f"{campaign.name}: nothing new to send; the send log already records "
-                f"{counts.get('sent', 0)} delivered ({campaign.send_log})"
-            )
-            return
-        confirm(f"Send {len(todo)} messages of {campaign.name}", smtp, yes)
-        say(f"sending {len(todo)} messages of {campaign.name} through {smtp.describe()}")
-        with reporter(len(todo)) as show:
-            summary = run.send(prepared, log, todo, smtp, say=say, progress=show)
+    summary = asyncio.run(_deliver(prepared, smtp, send_log, force, retry_unknown, limit, yes))
+    if summary is None:
+        return
     _summary(summary)
     if smtp.local:
         click.echo(f"delivered mail is in {campaign.outbox}")
@@ -139,3 +132,44 @@ def send(
         sys.exit(1)
 
 
+
+
+async def _deliver(
+    prepared: run.Prepared,
+    smtp: SmtpConfig,
+    send_log: str | None,
+    force: bool,
+    retry_unknown: bool,
+    limit: int | None,
+    yes: bool,
+) -> RunSummary | None:
+    """Plan, confirm and run this process's share of the campaign; None if nothing is due."""
+    campaign = prepared.campaign
+    store = await open_store(send_log or campaign.send_log)
+    try:
+        due = await run.plan(prepared, store, force, retry_unknown)
+        todo = min(due, limit) if limit is not None else due
+        if not todo:
+            counts = await store.counts(campaign.name)
+            held = sum(r.held for r in await store.runs(campaign.name))
+            busy = f"; {held} are held by other runs sending now" if held else ""
+            click.echo(
+                f"{campaign.name}: nothing new to send; the send log already records "
+                f"{counts.get('sent', 0)} delivered ({store.location}){busy}"
+            )
+            return None
+        confirm(f"Send {todo} messages of {campaign.name}", smtp, yes)
+        say(f"sending up to {todo} messages of {campaign.name} through {smtp.describe()}")
+        with run.relay_for(prepared, smtp) as relay, reporter(todo) as show:
+            return await run.run_send(
+                prepared,
+                store,
+                relay,
+                due=due,
+                retry_unknown=retry_unknown,
+                limit=limit,
+                say=say,
+                progress=show,
+            )
+    finally:
+        await store.close()

@@ -1,42 +1,47 @@
-"""One rate limiter shared by every connection of a run: per second, per hour, per day."""
+"""One rate limiter shared by every connection of a run, drawing on the relay's shared budget.
+
+The budget (kept by the send log, so it holds for every run on every machine) says how many
+messages may start; this limiter spaces them at the run's own pace, which a throttling relay
+can slow down. Without a budget (no limits configured) only that pacing applies.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import math
 import time
-from collections import deque
-from collections.abc import Iterable
+from typing import Protocol
+
+from ..models import Grant
 
 
 class CapReached(Exception):
-    """The rolling per-day cap is used up; the run stops and resumes later."""
+    """The daily cap is used up; the run stops and resumes later."""
+
+
+class Budget(Protocol):
+    """A relay's shared budget of messages (``rate``, ``per_hour``, ``per_day``)."""
+
+    async def take(self, want: int) -> Grant: ...
 
 
 class RateLimiter:
-    """One limiter for every connection: messages per second plus rolling hour and day caps.
-
-    ``recent`` seeds the caps with the times of earlier sends (from the send log), so a cap
-    holds across runs.
-    """
+    """Paces message starts at ``rate`` per second, within what ``budget`` grants."""
 
     def __init__(
-        self,
-        rate: float | None,
-        per_hour: int | None = None,
-        per_day: int | None = None,
-        recent: Iterable[float] = (),
-        pause: float = 1.0,
+        self, rate: float | None, budget: Budget | None = None, pause: float = 1.0
     ) -> None:
         self.rate = rate
         self.configured = rate
+        self.budget = budget
+        # Messages taken from the budget per request: about a tenth of a second's worth.
+        self.chunk = max(1, math.ceil(rate / 10)) if rate else 20
+        self.allowance = 0
         self.pause = pause  # after a push-back, nobody starts a message for this long
         self.slowed_at = -1.0
         self.next_at = 0.0
         self.paused_until = 0.0
         self.lock = asyncio.Lock()
-        self.per_hour = per_hour
-        self.per_day = per_day
-        self.sent: deque[float] = deque(sorted(t for t in recent if t > time.time() - 86400))
 
     def slow_down(self, observed_rate: float) -> float | None:
         """Halve the rate and pause; None when a slow-down happened just now.
@@ -62,31 +67,25 @@ class RateLimiter:
         elif self.configured is None and self.rate > 200:
             self.rate = None
 
-    def _cap_wait(self, now: float) -> float:
-        while self.sent and self.sent[0] <= now - 86400:
-            self.sent.popleft()
-        if self.per_day is not None and len(self.sent) >= self.per_day:
-            resume = time.strftime("%Y-%m-%d %H:%M", time.localtime(self.sent[0] + 86400))
-            raise CapReached(
-                f"the daily cap of {self.per_day} messages is used up; resume after {resume}"
-            )
-        if self.per_hour is not None:
-            in_hour = [t for t in self.sent if t > now - 3600]
-            if len(in_hour) >= self.per_hour:
-                return in_hour[-self.per_hour] + 3600 - now
-        return 0.0
+    async def _draw(self) -> None:
+        """One message from the shared budget, waiting while it has none to give."""
+        while self.budget is not None and self.allowance == 0:
+            grant = await self.budget.take(self.chunk)
+            if grant.stop:
+                raise CapReached(grant.stop)
+            if grant.count:
+                self.allowance = grant.count
+                break
+            await asyncio.sleep(min(max(grant.wait, 0.01), 60.0))
+        if self.budget is not None:
+            self.allowance -= 1
 
     async def wait(self) -> None:
         """Return when the next message may start; raise ``CapReached`` at the daily cap."""
         async with self.lock:
-            while True:
-                wait = self._cap_wait(time.time())
-                if wait <= 0:
-                    break
-                await asyncio.sleep(min(wait, 60.0))
+            await self._draw()
             now = time.monotonic()
             start = max(now, self.next_at, self.paused_until)
             self.next_at = start + (1.0 / self.rate if self.rate else 0.0)
-            self.sent.append(time.time() + (start - now))
         if start > now:
             await asyncio.sleep(start - now)

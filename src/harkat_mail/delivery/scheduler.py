@@ -11,14 +11,14 @@ import asyncio
 import re
 import ssl
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
 import aiosmtplib
 
 from ..errors import DeliveryError
 from ..models import DeliveryResult, Outcome, OutgoingMessage, RetryPolicy, SmtpConfig
-from .ratelimit import CapReached, RateLimiter
+from .ratelimit import Budget, CapReached, RateLimiter
 from .session import Session, password_for
 
 MAX_CONNECT_FAILURES = 3
@@ -66,8 +66,8 @@ async def deliver(
     messages: AsyncIterator[OutgoingMessage],
     hooks: DeliveryHooks,
     stop: asyncio.Event | None = None,
-    prior_attempts: Mapping[str, int] | None = None,
-    recent_sends: Iterable[float] = (),
+    attempts: dict[str, int] | None = None,
+    budget: Budget | None = None,
 ) -> str:
     """Send every message over ``config.connections`` reused sessions; return why it stopped.
 
@@ -75,14 +75,15 @@ async def deliver(
     are used up (then failed). Throttling replies slow everyone down and do not use up an
     attempt. Setting ``stop`` ends the run after the messages in progress. The return value is
     empty when the run went through its list, else the reason it stopped early.
+
+    ``attempts`` holds the tries already made per key (the caller may add keys while messages
+    stream in); ``budget`` is the relay's shared budget (rate and caps across runs).
     """
     password = password_for(config)
     stop = stop or asyncio.Event()
-    limiter = RateLimiter(
-        config.rate, config.per_hour, config.per_day, recent_sends, policy.throttle_pause
-    )
+    limiter = RateLimiter(config.rate, budget, policy.throttle_pause)
     run = _Run(asyncio.Queue(), asyncio.Semaphore(config.connections * 4))
-    attempts: dict[str, int] = dict(prior_attempts or {})
+    attempts = {} if attempts is None else attempts
 
     def retry_later(message: OutgoingMessage, delay: float) -> None:
         def put() -> None:
@@ -94,6 +95,10 @@ async def deliver(
 
     def settle(message: OutgoingMessage, result: DeliveryResult) -> None:
         """Record a verdict; schedule a retry or close the message's slot."""
+        if result.outcome is Outcome.LOST:  # never sent: nothing to learn about the relay
+            hooks.result(result, None)
+            run.finish_one()
+            return
         throttled = result.outcome is Outcome.DEFERRED and (
             is_throttling(result) or run.streak + 1 >= THROTTLE_STREAK
         )

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import aiosmtplib
 
-from ..errors import ConfigError
+from ..errors import ConfigError, HarkatError
 from ..models import DeliveryResult, Outcome, OutgoingMessage, SmtpConfig
 from .smtpdata import DotSent, Undelivered, send_data
 
@@ -107,6 +107,13 @@ class Session:
             pass
         client.close()
 
+    async def _reset(self, client: aiosmtplib.SMTP) -> None:
+        """RSET after a refused transaction; a session that cannot is dropped."""
+        try:
+            await client.rset()
+        except (aiosmtplib.SMTPException, OSError, TimeoutError):
+            await self.drop(polite=False)
+
     async def send(
         self, message: OutgoingMessage, on_sending: Callable[[OutgoingMessage], Awaitable[None]]
     ) -> DeliveryResult:
@@ -115,17 +122,18 @@ class Session:
         try:
             await _command(client, b"MAIL FROM:<" + message.sender.encode() + b">")
             await _command(client, b"RCPT TO:<" + message.recipient.encode() + b">")
-            await on_sending(message)  # committed before DATA
+            try:
+                await on_sending(message)  # committed before DATA
+            except HarkatError as exc:  # the send log refused or failed: no DATA without it
+                await self._reset(client)
+                return DeliveryResult(message.key, Outcome.LOST, None, str(exc))
             response = await send_data(client, message.data, self.config.timeout)
             return DeliveryResult(message.key, Outcome.SENT, response.code, response.message)
         except aiosmtplib.SMTPResponseException as exc:
             if exc.code == 421:  # the server is closing this session: no RSET, reconnect
                 await self.drop(polite=False)
             else:
-                try:
-                    await client.rset()
-                except (aiosmtplib.SMTPException, OSError):
-                    await self.drop(polite=False)
+                await self._reset(client)
             return DeliveryResult(message.key, classify(exc.code), exc.code, exc.message)
         except DotSent as exc:
             await self.drop(polite=False)

@@ -2,7 +2,9 @@
 
 from .dryrun import dry_run
 from .prepare import Prepared, plan, prepare, rejected_by_reason
-from .send import Progress, send, send_tests
+from .progress import Progress
+from .runner import run_send
+from .send import relay_for, send, send_tests
 
 __all__ = [
     "Prepared",
@@ -11,6 +13,8 @@ __all__ = [
     "plan",
     "prepare",
     "rejected_by_reason",
+    "relay_for",
+    "run_send",
     "send",
     "send_tests",
 ]

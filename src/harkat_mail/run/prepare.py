@@ -20,7 +20,8 @@ from ..models import (
     reason_label,
 )
 from ..render import VERIFY_SAMPLE, Renderer, missing_identification, spread
-from ..store import SendLog
+from ..store import Store
+from .liveness import expire_dead_local_runs
 
 
 @dataclass(frozen=True)
@@ -139,15 +140,19 @@ def rejected_by_reason(contacts: ContactList) -> dict[str, int]:
     return dict(Counter(reason_label(r.reason) for r in contacts.rejected))
 
 
-def plan(
-    prepared: Prepared, log: SendLog, force: bool, retry_unknown: bool = False
-) -> list[Contact]:
-    """Record the run's inputs and rows; return the contacts due now, in list order."""
+async def plan(
+    prepared: Prepared, store: Store, force: bool, retry_unknown: bool = False
+) -> int:
+    """Record the run's inputs and rows (idempotent); how many rows no run holds are due now.
+
+    Runs whose lease expired, or whose process on this host is gone, are taken over first,
+    so their rows count as due again.
+    """
     campaign = prepared.campaign
-    log.check_inputs(campaign.name, prepared.fingerprints, force)
-    log.recover(campaign.name)
+    await store.check_inputs(campaign.name, prepared.fingerprints, force)
     contacts = prepared.contacts
     ids = {c.key: message_id(campaign, c.key) for c in contacts.contacts}
-    log.plan(campaign.name, contacts.contacts, contacts.rejected, ids)
-    due = log.due(campaign.name, retry_unknown=retry_unknown)
-    return [c for c in contacts.contacts if c.key in due]
+    await store.plan(campaign.name, contacts.contacts, contacts.rejected, ids)
+    await expire_dead_local_runs(store, campaign.name)
+    await store.recover(campaign.name)
+    return await store.count_due(campaign.name, retry_unknown)

@@ -16,7 +16,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
@@ -25,7 +25,6 @@ from ..models import Campaign, Contact, ContactList, OutgoingMessage
 from .prepare import Prepared, compile_campaign, input_fingerprints, samples
 
 POOL_FROM = 3000  # recipients; below this the sending process renders
-BATCH = 250
 PARENT_CHECK = 0.5  # seconds between a worker's checks that the sending process is alive
 
 _worker: Prepared | None = None
@@ -70,7 +69,7 @@ def _render(batch: list[Contact]) -> list[Rendered]:
     return out
 
 
-def _checked(batch: Sequence[Contact], results: Sequence[Rendered]) -> Sequence[Rendered]:
+def _verify(batch: Sequence[Contact], results: Sequence[Rendered]) -> Sequence[Rendered]:
     """The worker's results, proven to be for the contacts sent, in the same order."""
     keys = [r.key if isinstance(r, OutgoingMessage) else r[0] for r in results]
     if keys != [c.key for c in batch]:
@@ -80,57 +79,67 @@ def _checked(batch: Sequence[Contact], results: Sequence[Rendered]) -> Sequence[
     return results
 
 
-async def rendered(
-    prepared: Prepared,
-    todo: Sequence[Contact],
-    on_error: Callable[[str, str], None],
-    pool_from: int | None = None,
-) -> AsyncIterator[OutgoingMessage]:
-    """Yield ``todo``'s messages in order, rendered in worker processes for large runs."""
-    if len(todo) < (POOL_FROM if pool_from is None else pool_from):
-        for count, contact in enumerate(todo, start=1):
+class Renderers:
+    """Renders batches of claimed contacts: in this process, or in worker processes.
+
+    ``submit`` starts a batch (in a worker, right away) and returns what to await for its
+    results, checked to be for exactly that batch. Use as a context manager: leaving it stops
+    the workers.
+    """
+
+    def __init__(self, prepared: Prepared, use_workers: bool) -> None:
+        self.prepared = prepared
+        self.pool: ProcessPoolExecutor | None = None
+        # DKIM signing costs several times the rendering: then both cores sign, and the
+        # sending loop (mostly waiting on sockets) shares one of them.
+        self.workers = (2 if prepared.campaign.dkim else 1) if use_workers else 0
+        if use_workers:
+            context = multiprocessing.get_context("spawn")  # no fork of a threaded process
+            init = (prepared.campaign, samples(prepared), dict(prepared.fingerprints), os.getpid())
+            self.pool = ProcessPoolExecutor(self.workers, context, initializer=_init, initargs=init)
+
+    @property
+    def depth(self) -> int:
+        """Batches worth having in flight: every worker busy while one batch is sent."""
+        return self.workers + 1
+
+    def submit(self, batch: list[Contact]) -> Awaitable[Sequence[Rendered]]:
+        """Start rendering ``batch``; await the result for its messages, in order."""
+        if self.pool is None:
+            return self._here(batch)
+        future = asyncio.get_running_loop().run_in_executor(self.pool, _render, batch)
+        return self._checked(batch, future)
+
+    async def _here(self, batch: list[Contact]) -> Sequence[Rendered]:
+        out: list[Rendered] = []
+        for count, contact in enumerate(batch, start=1):
             try:
-                yield prepared.compose(contact)
+                out.append(self.prepared.compose(contact))
             except HarkatError as exc:
-                on_error(contact.key, str(exc))
+                out.append((contact.key, str(exc)))
             if count % 32 == 0:
                 await asyncio.sleep(0)  # rendering must not starve the connections
-        return
-    batches = [list(todo[i : i + BATCH]) for i in range(0, len(todo), BATCH)]
-    loop = asyncio.get_running_loop()
-    context = multiprocessing.get_context("spawn")  # no fork of a process with threads
-    # DKIM signing costs several times the rendering: then both cores sign, and the sending
-    # loop (mostly waiting on sockets) shares one of them.
-    workers = 2 if prepared.campaign.dkim else 1
-    depth = workers + 1  # batches in flight: every worker busy while one batch is sent
-    init = (prepared.campaign, samples(prepared), dict(prepared.fingerprints), os.getpid())
-    pool = ProcessPoolExecutor(workers, context, initializer=_init, initargs=init)
-    ahead = [loop.run_in_executor(pool, _render, batch) for batch in batches[:depth]]
-    try:
-        for number, batch in enumerate(batches):
-            try:
-                results = _checked(batch, await ahead.pop(0))
-            except BrokenProcessPool:
-                raise RenderError(
-                    "a render worker stopped unexpectedly; run send again to resume"
-                ) from None
-            except (HarkatError, asyncio.CancelledError):
-                raise
-            except Exception as exc:  # a fault in the worker itself: one line, never a send
-                raise RenderError(
-                    f"a render worker failed ({type(exc).__name__}: {exc}); run send again "
-                    "to resume"
-                ) from None
-            if number + depth < len(batches):
-                ahead.append(loop.run_in_executor(pool, _render, batches[number + depth]))
-            for count, item in enumerate(results, start=1):
-                if isinstance(item, OutgoingMessage):
-                    yield item
-                else:
-                    on_error(*item)
-                if count % 32 == 0:
-                    await asyncio.sleep(0)
-    finally:
-        for future in ahead:  # stopped early (Ctrl-C, a cap): drop what is not needed
-            future.cancel()
-        pool.shutdown(wait=True, cancel_futures=True)
+        return out
+
+    async def _checked(
+        self, batch: list[Contact], future: Awaitable[list[Rendered]]
+    ) -> Sequence[Rendered]:
+        try:
+            return _verify(batch, await future)
+        except BrokenProcessPool:
+            raise RenderError(
+                "a render worker stopped unexpectedly; run send again to resume"
+            ) from None
+        except HarkatError:
+            raise
+        except Exception as exc:  # a fault in the worker itself: one line, never a send
+            raise RenderError(
+                f"a render worker failed ({type(exc).__name__}: {exc}); run send again to resume"
+            ) from None
+
+    def __enter__(self) -> Renderers:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)

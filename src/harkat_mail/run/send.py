@@ -1,14 +1,12 @@
-"""A delivery run: rendered messages stream into the SMTP pool; every verdict into the log."""
+"""Sending: the relay to use, test sends, and ``send``, one run end to end from Python."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import signal
-import time
-from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
+from pathlib import Path
 
 from ..delivery import DeliveryHooks, deliver, local_relay, password_for
 from ..errors import ConfigError
@@ -16,36 +14,14 @@ from ..lists import check_address
 from ..models import (
     Contact,
     DeliveryResult,
-    Outcome,
     OutgoingMessage,
     RunSummary,
     SmtpConfig,
 )
-from ..store import BatchedLog, SendLog
-from .prepare import Prepared
-from .renderpool import rendered
-
-
-@dataclass(frozen=True)
-class Progress:
-    """A snapshot of a run for progress displays."""
-
-    total: int
-    sent: int
-    deferred: int
-    failed: int
-    unknown: int
-    elapsed: float
-
-    @property
-    def done(self) -> int:
-        """Recipients with a verdict for now (a deferred one may still be retried)."""
-        return self.sent + self.failed + self.unknown + self.deferred
-
-    @property
-    def rate(self) -> float:
-        """Verdicts per second so far."""
-        return self.done / self.elapsed if self.elapsed > 0 else 0.0
+from ..store import open_store
+from .prepare import Prepared, plan
+from .progress import Progress
+from .runner import DEFAULT_LEASE, run_send
 
 
 @contextlib.contextmanager
@@ -111,90 +87,34 @@ def send_tests(
 
 def send(
     prepared: Prepared,
-    log: SendLog,
-    todo: Sequence[Contact],
     smtp: SmtpConfig,
+    *,
+    send_log: str | Path | None = None,
+    force: bool = False,
+    retry_unknown: bool = False,
+    limit: int | None = None,
+    lease: float = DEFAULT_LEASE,
     say: Callable[[str], None] = lambda _: None,
     progress: Callable[[Progress], None] = lambda _: None,
     pool_from: int | None = None,
 ) -> RunSummary:
-    """Deliver ``todo`` and log every verdict; Ctrl-C ends the run after what is in flight.
+    """Plan the campaign in its send log and deliver this run's share; every verdict recorded.
 
-    ``pool_from``: from this many recipients on, worker processes render (default 3,000).
+    Other runs on the same send log (other processes, other machines) share the work: each
+    member is claimed by one run. ``send_log`` overrides the campaign's (a path or a
+    ``postgresql://`` URL). Ctrl-C ends the run after the messages in flight.
     """
-    campaign = prepared.campaign
-    started = time.perf_counter()
-    tally: Counter[Outcome] = Counter()
-    final: dict[str, Outcome] = {}
-    interrupted = False
 
-    async def run(relay: SmtpConfig) -> str:
-        nonlocal interrupted
-        batched = BatchedLog(log, campaign.name)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-
-        def on_interrupt() -> None:
-            nonlocal interrupted
-            interrupted = True
-            say("interrupted: finishing the messages in flight; run send again to resume")
-            stop.set()
-
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(signal.SIGINT, on_interrupt)
-
-        def not_rendered(key: str, error: str) -> None:
-            on_result(DeliveryResult(key, Outcome.FAILED, None, f"not rendered: {error}"), None)
-
-        async def on_sending(message: OutgoingMessage) -> None:
-            await batched.sending(message.key)
-
-        def on_result(result: DeliveryResult, retry_at: float | None) -> None:
-            batched.record(result, retry_at)
-            previous = final.get(result.key)
-            if previous is not None:
-                tally[previous] -= 1
-            final[result.key] = result.outcome
-            tally[result.outcome] += 1
-            progress(
-                Progress(
-                    len(todo),
-                    tally[Outcome.SENT],
-                    tally[Outcome.DEFERRED],
-                    tally[Outcome.FAILED],
-                    tally[Outcome.UNKNOWN],
-                    time.perf_counter() - started,
-                )
-            )
-
+    async def go() -> RunSummary:
+        store = await open_store(send_log or prepared.campaign.send_log)
         try:
-            return await deliver(
-                relay,
-                campaign.retry,
-                rendered(prepared, todo, not_rendered, pool_from),
-                DeliveryHooks(on_sending, on_result, say),
-                stop,
-                log.attempts(campaign.name),
-                log.recent_sends(time.time() - 86400),
-            )
+            due = await plan(prepared, store, force, retry_unknown)
+            with relay_for(prepared, smtp) as relay:
+                return await run_send(
+                    prepared, store, relay, due=due, retry_unknown=retry_unknown, limit=limit,
+                    lease=lease, say=say, progress=progress, pool_from=pool_from,
+                )
         finally:
-            await batched.close()
-            loop.remove_signal_handler(signal.SIGINT)
+            await store.close()
 
-    with relay_for(prepared, smtp) as relay:
-        stopped_because = asyncio.run(run(relay))
-    counts = log.counts(campaign.name)
-    return RunSummary(
-        campaign=campaign.name,
-        dry_run=False,
-        planned=len(todo),
-        delivered=tally[Outcome.SENT],
-        deferred=tally[Outcome.DEFERRED],
-        failed=tally[Outcome.FAILED],
-        unknown=tally[Outcome.UNKNOWN],
-        skipped=log.skipped_reasons(campaign.name),
-        already_done=counts.get("sent", 0) - tally[Outcome.SENT],
-        seconds=time.perf_counter() - started,
-        interrupted=interrupted,
-        stopped_because=stopped_because,
-    )
+    return asyncio.run(go())

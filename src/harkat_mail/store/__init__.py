@@ -10,7 +10,7 @@ from pathlib import Path
 
 from .asqlite import SqliteStore
 from .batched import BatchedLog
-from .protocol import Claim, Grant, Limits, RunInfo, RunRow, Store
+from .protocol import Claim, RunInfo, RunRow, Store
 from .sqlite import SendLog
 
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
@@ -33,8 +33,6 @@ async def open_store(location: str | Path, read_only: bool = False) -> Store:
 __all__ = [
     "BatchedLog",
     "Claim",
-    "Grant",
-    "Limits",
     "RunInfo",
     "RunRow",
     "SendLog",

@@ -12,8 +12,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
-from ..models import Contact, Rejected
-from .protocol import Change, Claim, Grant, Limits, RunInfo, RunRow
+from ..models import Contact, Grant, Limits, Rejected
+from .protocol import Change, Claim, RunInfo, RunRow
 from .sqlite import SendLog
 
 P = ParamSpec("P")
@@ -56,6 +56,9 @@ class SqliteStore:
 
     async def finish_run(self, run_id: str) -> None:
         await self._call(self.log.finish_run, run_id)
+
+    async def expire(self, run_ids: Sequence[str]) -> None:
+        await self._call(self.log.expire, run_ids)
 
     async def recover(self, campaign: str) -> int:
         return await self._call(self.log.recover, campaign)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from typing import Any, Protocol
 
-from .protocol import Grant, Limits
+from ..models import Grant, Limits
 
 BURST = 0.25  # seconds of rate a bucket holds: the most a pause can be made up for at once
 DAY, HOUR = 1440, 60  # minutes
@@ -45,9 +45,10 @@ def take(db: Cursor, relay: str, want: int, limits: Limits, now: float) -> Grant
     if limits.per_day is not None:
         used, oldest = _used(db, relay, minute - DAY)
         if used >= limits.per_day:
-            resume = time.strftime("%Y-%m-%d %H:%M", time.localtime((oldest or minute) * 60 + 86400))
-            return Grant(0, stop=f"the daily cap of {limits.per_day} messages is used up; "
-                         f"resume after {resume}")
+            freed = (oldest or minute) * 60 + 86400
+            resume = time.strftime("%Y-%m-%d %H:%M", time.localtime(freed))
+            why = f"the daily cap of {limits.per_day} messages is used up; resume after {resume}"
+            return Grant(0, stop=why)
         want = min(want, limits.per_day - used)
     if limits.per_hour is not None:
         used, oldest = _used(db, relay, minute - HOUR)

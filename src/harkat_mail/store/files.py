@@ -161,12 +161,13 @@ def open_read_only(path: Path) -> sqlite3.Connection:
         _uri(path, "mode=ro" if has_wal else "mode=ro&immutable=1"),
         uri=True,
         isolation_level=None,
+        check_same_thread=False,  # opened here, used on the store's own thread
     )
     try:
         _check_intact(db, path)
         version = schema_version(db, path)
         if version < SCHEMA_VERSION:  # an older log: upgrade a copy in memory, not the file
-            memory = sqlite3.connect(":memory:", isolation_level=None)
+            memory = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
             db.backup(memory)
             db.close()
             db = memory

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from ..models import Contact, DeliveryResult, Rejected
+from ..models import Contact, DeliveryResult, Grant, Limits, Rejected
 
 # A state change: a key going to `sending`, or a verdict with the time of its next try.
 Change = str | tuple[DeliveryResult, float | None]
@@ -51,24 +51,6 @@ class RunRow:
     expired: bool
 
 
-@dataclass(frozen=True)
-class Limits:
-    """A relay's limits, shared by every run that uses it through this store."""
-
-    rate: float | None
-    per_hour: int | None
-    per_day: int | None
-
-
-@dataclass(frozen=True)
-class Grant:
-    """What the shared budget allows now: ``count`` messages, or a wait, or a stop."""
-
-    count: int
-    wait: float = 0.0  # seconds until asking again makes sense (count == 0)
-    stop: str = ""  # the daily cap is used up: why, and when to resume
-
-
 class Store(Protocol):
     """The send log: the only writer of delivery state, and the truth about who got what."""
 
@@ -98,6 +80,10 @@ class Store(Protocol):
 
     async def finish_run(self, run_id: str) -> None:
         """Release the rows still held (deferred, claimed but not started) and end the run."""
+        ...
+
+    async def expire(self, run_ids: Sequence[str]) -> None:
+        """End these runs' leases now (their processes are known to be gone)."""
         ...
 
     async def recover(self, campaign: str) -> int:

@@ -10,10 +10,10 @@ from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from ..errors import ClaimLost, SendLogError
-from ..models import Contact, Outcome, Rejected, State, reason_label
+from ..models import Contact, Grant, Limits, Outcome, Rejected, State, reason_label
 from . import budget
 from .files import open_for_writing, open_read_only, sqlite_errors
-from .protocol import Change, Claim, Grant, Limits, RunInfo, RunRow
+from .protocol import Change, Claim, RunInfo, RunRow
 from .schema import transaction
 
 # The report's columns in their order since before migrations (version 2 appended consent).
@@ -183,6 +183,15 @@ class SendLog:
             self.db.execute("UPDATE run SET finished_at = ? WHERE id = ?", (time.time(), run_id))
 
     @_guarded
+    def expire(self, run_ids: Sequence[str]) -> None:
+        """End these runs' leases now: the next claim takes their rows over."""
+        with transaction(self.db):
+            self.db.executemany(
+                "UPDATE run SET lease_until = 0 WHERE id = ? AND finished_at IS NULL",
+                ((run_id,) for run_id in run_ids),
+            )
+
+    @_guarded
     def recover(self, campaign: str) -> int:
         """Take over expired runs: their `sending` rows become `unknown`, the rest due again."""
         with transaction(self.db):
@@ -304,7 +313,10 @@ class SendLog:
             " ORDER BY r.started_at",
             (campaign,),
         )
-        return [RunRow(*row, expired=row[4] < now) for row in rows]
+        return [
+            RunRow(run_id, host, pid, started, until, held, expired=until < now)
+            for run_id, host, pid, started, until, held in rows
+        ]
 
     @_guarded
     def suppressions(self) -> set[str]:

@@ -1,0 +1,114 @@
+"""How a run takes its share of a campaign: claimed batches, a renewed lease, a shared budget.
+
+Messages are rendered for the batches this run has claimed, a few batches ahead, and only
+those: another run on another machine claims the rest. The lease is renewed while the run is
+alive; if it is ever lost (the run stalled and another took its rows over) the run stops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass
+
+from ..errors import ClaimLost, HarkatError, SendLogError
+from ..models import Contact, Grant, Limits, OutgoingMessage, SmtpConfig
+from ..store import Store
+from .prepare import Prepared
+from .renderpool import Rendered, Renderers
+
+CLAIM_BATCH = 250
+
+
+@dataclass
+class ClaimCounts:
+    """What this run claimed, and what it gave back because its list lacks the member."""
+
+    claimed: int = 0
+    released: int = 0
+
+
+async def claimed_messages(
+    store: Store,
+    prepared: Prepared,
+    run_id: str,
+    renderers: Renderers,
+    stop: asyncio.Event,
+    attempts: dict[str, int],
+    on_error: Callable[[str, str], None],
+    counts: ClaimCounts,
+    limit: int | None = None,
+    retry_unknown: bool = False,
+) -> AsyncIterator[OutgoingMessage]:
+    """Claim due rows batch by batch, render them, yield their messages in list order."""
+    campaign = prepared.campaign.name
+    by_key = {contact.key: contact for contact in prepared.contacts.contacts}
+    ahead: deque[tuple[list[Contact], Awaitable[Sequence[Rendered]]]] = deque()
+    more = True
+    while True:
+        while more and len(ahead) < renderers.depth and not stop.is_set():
+            want = CLAIM_BATCH if limit is None else min(CLAIM_BATCH, limit - counts.claimed)
+            claims = await store.claim(campaign, run_id, want, retry_unknown) if want > 0 else []
+            if not claims:
+                more = False
+                break
+            counts.claimed += len(claims)
+            # A member this run's list lacks (suppressed here since planning, say) is given
+            # back rather than sent on another run's say-so.
+            foreign = [c.key for c in claims if c.key not in by_key]
+            if foreign:
+                await store.release(campaign, run_id, foreign)
+                counts.released += len(foreign)
+            batch = [by_key[c.key] for c in claims if c.key in by_key]
+            attempts.update((c.key, c.attempts) for c in claims)
+            ahead.append((batch, renderers.submit(batch)))
+        if not ahead:
+            return
+        _, pending = ahead.popleft()
+        for count, item in enumerate(await pending, start=1):
+            if isinstance(item, OutgoingMessage):
+                yield item
+            else:
+                on_error(*item)
+            if count % 32 == 0:
+                await asyncio.sleep(0)
+
+
+async def keep_lease(
+    store: Store, run_id: str, lease: float, on_failure: Callable[[HarkatError], None]
+) -> None:
+    """Renew the lease every quarter lease until cancelled; report a loss or a store failure."""
+    while True:
+        await asyncio.sleep(lease / 4)
+        try:
+            if not await store.renew(run_id, lease):
+                on_failure(ClaimLost(f"{store.location}: another run took this run's rows over"))
+                return
+        except HarkatError as exc:
+            on_failure(exc)
+            return
+        except Exception as exc:  # the store's own failure, whatever it is: one line
+            on_failure(SendLogError(f"{store.location}: {type(exc).__name__}: {exc}"))
+            return
+
+
+class SharedBudget:
+    """The relay's rate and caps, taken from the store so every run shares them."""
+
+    def __init__(self, store: Store, smtp: SmtpConfig) -> None:
+        self.store = store
+        user = f"{smtp.username}@" if smtp.username else ""
+        self.relay = f"{user}{smtp.host}:{smtp.port}"
+        self.limits = Limits(smtp.rate, smtp.per_hour, smtp.per_day)
+
+    async def take(self, want: int) -> Grant:
+        """Up to ``want`` messages the relay's shared limits allow now."""
+        return await self.store.take(self.relay, want, self.limits)
+
+
+def budget_for(store: Store, smtp: SmtpConfig) -> SharedBudget | None:
+    """A shared budget when the relay has any limit; None for an unlimited relay."""
+    if smtp.rate is None and smtp.per_hour is None and smtp.per_day is None:
+        return None
+    return SharedBudget(store, smtp)
