@@ -19,7 +19,7 @@ from ..models import (
     UnsubscribeConfig,
 )
 from .smtp import smtp_config
-from .yamldoc import LANG_RE, Doc, Reader
+from .yamldoc import LANG_RE, Doc, Reader, read_document
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _TOP_KEYS = {
@@ -44,6 +44,13 @@ _TOP_KEYS = {
     "identification",
     "dkim",
 }
+
+
+_VALIDATE = ("syntax", "deliverability")
+_DEDUPE = ("email", "member_id")
+_BILINGUAL = ("separate", "combined")
+_PURPOSES = ("informational", "commercial")
+_CASL = "CASL: fundraising, sales and paid events are commercial"
 
 
 def _segment(r: Reader, spec: object, named: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
@@ -78,12 +85,8 @@ def _list(r: Reader, value: object, named: Mapping[str, Any], commercial: bool) 
         ("list",),
         {"path", "columns", "segment", "suppress", "sheet", "dedupe_by", "validate"},
     )
-    check = spec.get("validate", "syntax")
-    if check not in ("syntax", "deliverability"):
-        raise r.doc.error(("list", "validate"), f"expected syntax or deliverability, got {check!r}")
-    dedupe_by = spec.get("dedupe_by", "email")
-    if dedupe_by not in ("email", "member_id"):
-        raise r.doc.error(("list", "dedupe_by"), f"expected email or member_id, got {dedupe_by!r}")
+    check = r.choice(spec.get("validate", "syntax"), ("list", "validate"), _VALIDATE)
+    dedupe_by = r.choice(spec.get("dedupe_by", "email"), ("list", "dedupe_by"), _DEDUPE)
     if "path" not in spec:
         raise r.doc.error(("list",), "missing key 'path'")
     columns = r.map(spec.get("columns", {}), ("list", "columns"), None)
@@ -164,16 +167,24 @@ def _dkim(r: Reader, value: object) -> DkimConfig | None:
     )
 
 
+def _purpose(r: Reader, top: Mapping[str, Any]) -> str:
+    if "purpose" not in top:
+        raise r.doc.error(
+            ("purpose",),
+            # the same start as for a wrong value, then what to write
+            "expected informational or commercial, but the key is missing: say which the "
+            f"campaign is ({_CASL}), e.g. purpose: informational",
+        )
+    try:
+        return r.choice(top["purpose"], ("purpose",), _PURPOSES)
+    except ConfigError as exc:
+        raise ConfigError(f"{exc} ({_CASL})") from None
+
+
 def load_campaign(path: str | Path) -> Campaign:
     """Read and validate a campaign file; raise ``ConfigError`` naming file, line and key."""
     source = Path(path)
-    try:
-        text = source.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"{source}: no such campaign file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{source}: cannot read the campaign file ({exc})") from None
-    doc = Doc(source, text)
+    doc = Doc(source, read_document(source))
     r = Reader(doc)
     top = r.map(doc.data, (), _TOP_KEYS)
     for key in ("name", "from", "subject", "template", "list"):
@@ -200,13 +211,7 @@ def load_campaign(path: str | Path) -> Campaign:
         raise doc.error(("template",), f"no template folder at {template}")
     segments = r.map(top.get("segments", {}), ("segments",), None)
     variables = r.map(top.get("vars", {}), ("vars",), None)
-    purpose = top.get("purpose")
-    if purpose not in ("informational", "commercial"):
-        raise doc.error(
-            ("purpose",),
-            f"expected informational or commercial, got {purpose!r} (CASL: fundraising, "
-            "sales and paid events are commercial)",
-        )
+    purpose = _purpose(r, top)
     reply_to = r.address(top["reply_to"], ("reply_to",)) if "reply_to" in top else None
     _, from_addr = parseaddr(senders[default_language])
     list_id = r.text(top.get("list_id", f"{name}.{from_addr.split('@')[1]}"), ("list_id",))
@@ -218,9 +223,7 @@ def load_campaign(path: str | Path) -> Campaign:
         attempts=r.integer(retry_spec.get("attempts", 3), ("retry", "attempts"), 1, 50),
         delays=tuple(r.number(d, ("retry", "delays", str(i))) for i, d in enumerate(delays)),
     )
-    bilingual = top.get("bilingual", "separate")
-    if bilingual not in ("separate", "combined"):
-        raise doc.error(("bilingual",), f"expected separate or combined, got {bilingual!r}")
+    bilingual = r.choice(top.get("bilingual", "separate"), ("bilingual",), _BILINGUAL)
     base = source.parent
     return Campaign(
         source=source.resolve(),
@@ -245,9 +248,9 @@ def load_campaign(path: str | Path) -> Campaign:
         else (base / "previews" / name).resolve(),
         unsubscribe=_unsubscribe(r, top.get("unsubscribe")),
         list_id=list_id,
-        bilingual=bilingual,
+        bilingual="combined" if bilingual == "combined" else "separate",
         retry=retry,
-        purpose=purpose,
+        purpose="commercial" if purpose == "commercial" else "informational",
         identification=_identification(r, top.get("identification"), purpose),
         dkim=_dkim(r, top.get("dkim")),
     )
