@@ -18,6 +18,8 @@ from ..models import (
     RetryPolicy,
     UnsubscribeConfig,
 )
+from .headers import dns_name, https_url
+from .headers import list_id as check_list_id
 from .smtp import smtp_config
 from .yamldoc import LANG_RE, Doc, Reader, read_document
 
@@ -117,13 +119,15 @@ def _unsubscribe(r: Reader, value: object) -> UnsubscribeConfig:
             "missing key 'url': the https address of the unsubscribe server "
             "(harkat-mail unsubscribe-server); every message carries a one-click link",
         )
-    url = r.text(spec["url"], ("unsubscribe", "url"))
-    if not url.startswith("https://"):
-        raise r.doc.error(("unsubscribe", "url"), f"expected an https:// address, got {url!r}")
+    try:
+        url = https_url(r.text(spec["url"], ("unsubscribe", "url")))
+    except ValueError as exc:
+        raise r.doc.error(("unsubscribe", "url"), str(exc)) from None
     mailto = spec.get("mailto")
     return UnsubscribeConfig(
         url=url,
-        mailto=r.address(mailto, ("unsubscribe", "mailto")) if mailto else None,
+        # only the address: it goes into <mailto:...?subject=unsubscribe> and the footer link
+        mailto=r.address(mailto, ("unsubscribe", "mailto"), bare=True) if mailto else None,
         secret_env=r.text(
             spec.get("secret_env", DEFAULT_SECRET_ENV), ("unsubscribe", "secret_env")
         ),
@@ -160,11 +164,13 @@ def _dkim(r: Reader, value: object) -> DkimConfig | None:
     key_path = r.path(spec["key_path"], ("dkim", "key_path"))
     if not key_path.is_file():
         raise r.doc.error(("dkim", "key_path"), f"no private key file at {key_path}")
-    return DkimConfig(
-        domain=r.text(spec["domain"], ("dkim", "domain")).lower(),
-        selector=r.text(spec["selector"], ("dkim", "selector")),
-        key_path=key_path,
-    )
+    names = {}
+    for key, what in (("domain", "domain"), ("selector", "selector")):
+        try:
+            names[key] = dns_name(r.text(spec[key], ("dkim", key)), what)
+        except ValueError as exc:
+            raise r.doc.error(("dkim", key), str(exc)) from None
+    return DkimConfig(domain=names["domain"], selector=names["selector"], key_path=key_path)
 
 
 def _purpose(r: Reader, top: Mapping[str, Any]) -> str:
@@ -179,6 +185,22 @@ def _purpose(r: Reader, top: Mapping[str, Any]) -> str:
         return r.choice(top["purpose"], ("purpose",), _PURPOSES)
     except ConfigError as exc:
         raise ConfigError(f"{exc} ({_CASL})") from None
+
+
+def _list_id(r: Reader, top: Mapping[str, Any], name: str, sender: str) -> str:
+    """The List-Id: as written, or ``<name>.<sender domain>``; ASCII either way (RFC 2919)."""
+    if "list_id" in top:
+        try:
+            return check_list_id(r.text(top["list_id"], ("list_id",)))
+        except ValueError as exc:
+            raise r.doc.error(("list_id",), str(exc)) from None
+    default = f"{name}.{parseaddr(sender)[1].rsplit('@', 1)[1]}"
+    try:
+        return check_list_id(default)
+    except ValueError as exc:
+        raise r.doc.error(
+            ("name",), f"gives no valid default list_id: {exc}; set list_id"
+        ) from None
 
 
 def load_campaign(path: str | Path) -> Campaign:
@@ -213,8 +235,7 @@ def load_campaign(path: str | Path) -> Campaign:
     variables = r.map(top.get("vars", {}), ("vars",), None)
     purpose = _purpose(r, top)
     reply_to = r.address(top["reply_to"], ("reply_to",)) if "reply_to" in top else None
-    _, from_addr = parseaddr(senders[default_language])
-    list_id = r.text(top.get("list_id", f"{name}.{from_addr.split('@')[1]}"), ("list_id",))
+    list_id = _list_id(r, top, name, senders[default_language])
     retry_spec = r.map(top.get("retry", {}), ("retry",), {"attempts", "delays"})
     delays = retry_spec.get("delays", list(RetryPolicy().delays))
     if not isinstance(delays, list) or not delays:

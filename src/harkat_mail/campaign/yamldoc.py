@@ -11,13 +11,13 @@ from __future__ import annotations
 import os
 import re
 import stat
-from email.utils import parseaddr
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from ..errors import ConfigError
+from .headers import mailbox
 
 LANG_RE = re.compile(r"^[a-z]{2}$")
 MAX_BYTES = 1_000_000
@@ -259,12 +259,12 @@ class Reader:
             return tuple(self.path(v, (*at, str(i))) for i, v in enumerate(items))
         return (self.path(value, at),)
 
-    def address(self, value: object, at: tuple[str, ...]) -> str:
-        text = self.text(value, at)
-        _, addr = parseaddr(text)
-        if "@" not in addr or not addr.split("@")[-1]:
-            raise self.doc.error(at, f"not an email address: {text!r}")
-        return text
+    def address(self, value: object, at: tuple[str, ...], bare: bool = False) -> str:
+        """One mailbox, normalised to ``Name <addr>`` (``addr`` alone when ``bare``)."""
+        try:
+            return mailbox(self.text(value, at), bare=bare)
+        except ValueError as exc:
+            raise self.doc.error(at, str(exc)) from None
 
     def choice(self, value: object, at: tuple[str, ...], options: tuple[str, ...]) -> str:
         """One of ``options``; the message lists them and says what was found instead."""
