@@ -18,8 +18,10 @@ from ..models import (
     RetryPolicy,
     UnsubscribeConfig,
 )
+from .headers import dns_name, https_url
+from .headers import list_id as check_list_id
 from .smtp import smtp_config
-from .yamldoc import LANG_RE, Doc, Reader
+from .yamldoc import LANG_RE, Doc, Reader, read_document
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _TOP_KEYS = {
@@ -44,6 +46,13 @@ _TOP_KEYS = {
     "identification",
     "dkim",
 }
+
+
+_VALIDATE = ("syntax", "deliverability")
+_DEDUPE = ("email", "member_id")
+_BILINGUAL = ("separate", "combined")
+_PURPOSES = ("informational", "commercial")
+_CASL = "CASL: fundraising, sales and paid events are commercial"
 
 
 def _segment(r: Reader, spec: object, named: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
@@ -78,12 +87,8 @@ def _list(r: Reader, value: object, named: Mapping[str, Any], commercial: bool) 
         ("list",),
         {"path", "columns", "segment", "suppress", "sheet", "dedupe_by", "validate", "max_mb"},
     )
-    check = spec.get("validate", "syntax")
-    if check not in ("syntax", "deliverability"):
-        raise r.doc.error(("list", "validate"), f"expected syntax or deliverability, got {check!r}")
-    dedupe_by = spec.get("dedupe_by", "email")
-    if dedupe_by not in ("email", "member_id"):
-        raise r.doc.error(("list", "dedupe_by"), f"expected email or member_id, got {dedupe_by!r}")
+    check = r.choice(spec.get("validate", "syntax"), ("list", "validate"), _VALIDATE)
+    dedupe_by = r.choice(spec.get("dedupe_by", "email"), ("list", "dedupe_by"), _DEDUPE)
     if "path" not in spec:
         raise r.doc.error(("list",), "missing key 'path'")
     columns = r.map(spec.get("columns", {}), ("list", "columns"), None)
@@ -117,13 +122,15 @@ def _unsubscribe(r: Reader, value: object) -> UnsubscribeConfig:
             "missing key 'url': the https address of the unsubscribe server "
             "(harkat-mail unsubscribe-server); every message carries a one-click link",
         )
-    url = r.text(spec["url"], ("unsubscribe", "url"))
-    if not url.startswith("https://"):
-        raise r.doc.error(("unsubscribe", "url"), f"expected an https:// address, got {url!r}")
+    try:
+        url = https_url(r.text(spec["url"], ("unsubscribe", "url")))
+    except ValueError as exc:
+        raise r.doc.error(("unsubscribe", "url"), str(exc)) from None
     mailto = spec.get("mailto")
     return UnsubscribeConfig(
         url=url,
-        mailto=r.address(mailto, ("unsubscribe", "mailto")) if mailto else None,
+        # only the address: it goes into <mailto:...?subject=unsubscribe> and the footer link
+        mailto=r.address(mailto, ("unsubscribe", "mailto"), bare=True) if mailto else None,
         secret_env=r.text(
             spec.get("secret_env", DEFAULT_SECRET_ENV), ("unsubscribe", "secret_env")
         ),
@@ -160,23 +167,49 @@ def _dkim(r: Reader, value: object) -> DkimConfig | None:
     key_path = r.path(spec["key_path"], ("dkim", "key_path"))
     if not key_path.is_file():
         raise r.doc.error(("dkim", "key_path"), f"no private key file at {key_path}")
-    return DkimConfig(
-        domain=r.text(spec["domain"], ("dkim", "domain")).lower(),
-        selector=r.text(spec["selector"], ("dkim", "selector")),
-        key_path=key_path,
-    )
+    names = {}
+    for key, what in (("domain", "domain"), ("selector", "selector")):
+        try:
+            names[key] = dns_name(r.text(spec[key], ("dkim", key)), what)
+        except ValueError as exc:
+            raise r.doc.error(("dkim", key), str(exc)) from None
+    return DkimConfig(domain=names["domain"], selector=names["selector"], key_path=key_path)
+
+
+def _purpose(r: Reader, top: Mapping[str, Any]) -> str:
+    if "purpose" not in top:
+        raise r.doc.error(
+            ("purpose",),
+            # the same start as for a wrong value, then what to write
+            "expected informational or commercial, but the key is missing: say which the "
+            f"campaign is ({_CASL}), e.g. purpose: informational",
+        )
+    try:
+        return r.choice(top["purpose"], ("purpose",), _PURPOSES)
+    except ConfigError as exc:
+        raise ConfigError(f"{exc} ({_CASL})") from None
+
+
+def _list_id(r: Reader, top: Mapping[str, Any], name: str, sender: str) -> str:
+    """The List-Id: as written, or ``<name>.<sender domain>``; ASCII either way (RFC 2919)."""
+    if "list_id" in top:
+        try:
+            return check_list_id(r.text(top["list_id"], ("list_id",)))
+        except ValueError as exc:
+            raise r.doc.error(("list_id",), str(exc)) from None
+    default = f"{name}.{parseaddr(sender)[1].rsplit('@', 1)[1]}"
+    try:
+        return check_list_id(default)
+    except ValueError as exc:
+        raise r.doc.error(
+            ("name",), f"gives no valid default list_id: {exc}; set list_id"
+        ) from None
 
 
 def load_campaign(path: str | Path) -> Campaign:
     """Read and validate a campaign file; raise ``ConfigError`` naming file, line and key."""
     source = Path(path)
-    try:
-        text = source.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"{source}: no such campaign file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{source}: cannot read the campaign file ({exc})") from None
-    doc = Doc(source, text)
+    doc = Doc(source, read_document(source))
     r = Reader(doc)
     top = r.map(doc.data, (), _TOP_KEYS)
     for key in ("name", "from", "subject", "template", "list"):
@@ -203,16 +236,9 @@ def load_campaign(path: str | Path) -> Campaign:
         raise doc.error(("template",), f"no template folder at {template}")
     segments = r.map(top.get("segments", {}), ("segments",), None)
     variables = r.map(top.get("vars", {}), ("vars",), None)
-    purpose = top.get("purpose")
-    if purpose not in ("informational", "commercial"):
-        raise doc.error(
-            ("purpose",),
-            f"expected informational or commercial, got {purpose!r} (CASL: fundraising, "
-            "sales and paid events are commercial)",
-        )
+    purpose = _purpose(r, top)
     reply_to = r.address(top["reply_to"], ("reply_to",)) if "reply_to" in top else None
-    _, from_addr = parseaddr(senders[default_language])
-    list_id = r.text(top.get("list_id", f"{name}.{from_addr.split('@')[1]}"), ("list_id",))
+    list_id = _list_id(r, top, name, senders[default_language])
     retry_spec = r.map(top.get("retry", {}), ("retry",), {"attempts", "delays"})
     delays = retry_spec.get("delays", list(RetryPolicy().delays))
     if not isinstance(delays, list) or not delays:
@@ -221,9 +247,7 @@ def load_campaign(path: str | Path) -> Campaign:
         attempts=r.integer(retry_spec.get("attempts", 3), ("retry", "attempts"), 1, 50),
         delays=tuple(r.number(d, ("retry", "delays", str(i))) for i, d in enumerate(delays)),
     )
-    bilingual = top.get("bilingual", "separate")
-    if bilingual not in ("separate", "combined"):
-        raise doc.error(("bilingual",), f"expected separate or combined, got {bilingual!r}")
+    bilingual = r.choice(top.get("bilingual", "separate"), ("bilingual",), _BILINGUAL)
     base = source.parent
     return Campaign(
         source=source.resolve(),
@@ -248,9 +272,9 @@ def load_campaign(path: str | Path) -> Campaign:
         else (base / "previews" / name).resolve(),
         unsubscribe=_unsubscribe(r, top.get("unsubscribe")),
         list_id=list_id,
-        bilingual=bilingual,
+        bilingual="combined" if bilingual == "combined" else "separate",
         retry=retry,
-        purpose=purpose,
+        purpose="commercial" if purpose == "commercial" else "informational",
         identification=_identification(r, top.get("identification"), purpose),
         dkim=_dkim(r, top.get("dkim")),
     )

@@ -30,9 +30,7 @@ def smtp_config(r: Reader, value: object) -> SmtpConfig:
     spec = r.map(value, ("smtp",), _SMTP_KEYS)
     if "host" not in spec:
         raise r.doc.error(("smtp",), "missing key 'host' (or write smtp: local)")
-    tls = spec.get("tls", "starttls")
-    if tls not in ("starttls", "tls", "none"):
-        raise r.doc.error(("smtp", "tls"), f"expected starttls, tls or none, got {tls!r}")
+    tls = r.choice(spec.get("tls", "starttls"), ("smtp", "tls"), ("starttls", "tls", "none"))
     default_port = {"starttls": 587, "tls": 465, "none": 25}[tls]
     password_env = spec.get("password_env")
     if "password" in spec:
@@ -41,7 +39,7 @@ def smtp_config(r: Reader, value: object) -> SmtpConfig:
         local=False,
         host=r.text(spec["host"], ("smtp", "host")),
         port=r.integer(spec.get("port", default_port), ("smtp", "port"), 1, 65535),
-        tls=tls,
+        tls="tls" if tls == "tls" else "none" if tls == "none" else "starttls",
         username=r.text(spec["username"], ("smtp", "username")) if "username" in spec else None,
         password_env=r.text(password_env, ("smtp", "password_env")) if password_env else None,
         connections=r.integer(spec.get("connections", 4), ("smtp", "connections"), 1, 100),

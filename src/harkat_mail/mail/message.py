@@ -22,8 +22,14 @@ MAX_SUBJECT = 400
 
 
 def header_safe(value: str) -> str:
-    """One line: CR, LF, NUL and other control characters become spaces, runs collapse."""
-    cleaned = "".join(" " if ord(c) < 32 or ord(c) == 127 else c for c in value)
+    """One line: CR, LF, NUL and other control characters become spaces, runs collapse.
+
+    A lone surrogate (no character; it cannot be encoded) becomes U+FFFD.
+    """
+    cleaned = "".join(
+        " " if ord(c) < 32 or ord(c) == 127 else "\ufffd" if "\ud800" <= c <= "\udfff" else c
+        for c in value
+    )
     return " ".join(cleaned.split())
 
 
