@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from harkat_mail.errors import SendLogError
-from harkat_mail.models import Contact, DeliveryResult, Outcome
-from harkat_mail.store import BatchedLog, SendLog
+from harkat_mail.models import Contact, DeliveryResult, Limits, Outcome
+from harkat_mail.store import BatchedLog, SendLog, SqliteStore
 
 from .conftest import assert_one_line_error, cli, send
 
@@ -61,14 +61,11 @@ OPERATIONS: dict[str, Callable[[SendLog], Any]] = {
     "check_inputs": lambda log: log.check_inputs("c", {"YAML": "x"}, force=False),
     "recover": lambda log: log.recover("c"),
     "plan": lambda log: log.plan("c", _contacts(3), [], {c.key: "" for c in _contacts(3)}),
-    "due": lambda log: log.due("c"),
-    "mark_sending": lambda log: log.mark_sending("c", "m1@example.org"),
-    "record": lambda log: log.record(
-        "c", DeliveryResult("m1@example.org", Outcome.SENT, 250, "ok")
-    ),
-    "apply": lambda log: log.apply("c", ["m1@example.org"]),
-    "attempts": lambda log: log.attempts("c"),
-    "recent_sends": lambda log: log.recent_sends(0),
+    "count_due": lambda log: log.count_due("c", retry_unknown=False),
+    "claim": lambda log: log.claim("c", "r", 10, retry_unknown=False),
+    "apply": lambda log: log.apply("c", "r", ["m1@example.org"]),
+    "take": lambda log: log.take("relay", 1, Limits(10.0, None, 5)),
+    "runs": lambda log: log.runs("c"),
     "last_errors": lambda log: log.last_errors("c"),
     "counts": lambda log: log.counts("c"),
     "skipped_reasons": lambda log: log.skipped_reasons("c"),
@@ -107,15 +104,20 @@ def test_every_operation_on_a_damaged_log_raises_send_log_error(
     assert "\n" not in str(raised.value)
 
 
-def test_batched_log_reports_damage_from_sending_and_close(
-    damaged_while_open: tuple[Path, SendLog],
-) -> None:
+def test_batched_log_reports_damage_from_sending_and_close(tmp_path: Path) -> None:
     """BatchedLog.sending and close raise SendLogError naming the file; nothing is lost silently."""
-    path, log = damaged_while_open
+    path = tmp_path / "log.sqlite"
+    with SendLog(path) as log:
+        log.check_inputs("c", {"YAML": "x"}, force=False)
+        log.plan("c", _contacts(300), [], {c.key: f"<{c.key}>" for c in _contacts(300)})
     errors: list[BaseException] = []
 
     async def run() -> None:
-        batched = BatchedLog(log, "c")
+        store = SqliteStore(path)  # opened intact; damaged underneath, as in the fixture
+        other = sqlite3.connect(path)
+        other.execute("PRAGMA user_version = 2")
+        _damage(path, PAGE, path.stat().st_size)
+        batched = BatchedLog(store, "c", "r")
         try:
             await batched.sending("m1@example.org")
         except BaseException as exc:
@@ -125,6 +127,9 @@ def test_batched_log_reports_damage_from_sending_and_close(
             await batched.close()
         except BaseException as exc:
             errors.append(exc)
+        other.close()
+        with contextlib.suppress(SendLogError):
+            await store.close()
 
     asyncio.run(run())
     assert [type(e) for e in errors] == [SendLogError, SendLogError]

@@ -50,25 +50,25 @@ def _columns(path: Path) -> list[str]:
 def test_new_log_is_created_at_the_current_version(tmp_path: Path) -> None:
     """A new log records the newest schema version and has every column, consent included."""
     SendLog(tmp_path / "log.sqlite").close()
-    assert user_version(tmp_path / "log.sqlite") == schema.SCHEMA_VERSION == 2
+    assert user_version(tmp_path / "log.sqlite") == schema.SCHEMA_VERSION == 3
     assert "consent" in _columns(tmp_path / "log.sqlite")
 
 
 @pytest.mark.parametrize("stored", [0, 1])
 def test_version_1_log_migrates_and_keeps_its_rows(tmp_path: Path, stored: int) -> None:
-    """A log without the consent column (user_version 0 or 1) gains it and keeps every row."""
+    """A log without the consent column (user_version 0 or 1) migrates to now, every row kept."""
     path = tmp_path / "log.sqlite"
     _v1_log(path, stored)
     with SendLog(path) as log:
         assert log.counts("c") == {"sent": 1, "pending": 1, "skipped": 1}
-    assert user_version(path) == 2
-    assert _columns(path)[-1] == "consent"
-    assert read_rows(path) == [(*row, "") for row in V1_ROWS]
+    assert user_version(path) == schema.SCHEMA_VERSION
+    assert _columns(path)[-2:] == ["consent", "run_id"]  # migrations 2 and 3
+    assert read_rows(path) == [(*row, "", None) for row in V1_ROWS]
     assert read_rows(path, "SELECT * FROM campaign") == [("c", "{}", 1.0)]
 
 
 def test_version_2_log_from_before_versions_is_stamped_unchanged(tmp_path: Path) -> None:
-    """A previous release's log that has the consent column keeps its rows and is marked 2."""
+    """A previous release's log (consent column, no version) migrates, keeping its rows."""
     path = tmp_path / "log.sqlite"
     build_old_log(path, PREVIOUS_RELEASE_SQL, 0)
     with sqlite3.connect(path) as db:
@@ -80,14 +80,14 @@ def test_version_2_log_from_before_versions_is_stamped_unchanged(tmp_path: Path)
     db.close()
     before = read_rows(path)
     SendLog(path).close()
-    assert user_version(path) == 2
-    assert read_rows(path) == before
+    assert user_version(path) == schema.SCHEMA_VERSION
+    assert read_rows(path) == [(*row, None) for row in before]  # no run holds them
 
 
 def test_newer_log_is_refused_and_left_alone(tmp_path: Path) -> None:
     """A log from a newer release is refused with one line asking to upgrade; bytes unchanged."""
     path = tmp_path / "log.sqlite"
-    build_old_log(path, PREVIOUS_RELEASE_SQL, 3)
+    build_old_log(path, PREVIOUS_RELEASE_SQL, schema.SCHEMA_VERSION + 1)
     before = path.read_bytes()
     with pytest.raises(SendLogError) as raised:
         SendLog(path)
@@ -119,14 +119,17 @@ def test_failed_migration_leaves_the_log_at_its_version(
     """A migration that fails part-way is rolled back whole: version and tables as before."""
     path = tmp_path / "log.sqlite"
     SendLog(path).close()
+    current = schema.SCHEMA_VERSION
     broken = schema.Migration(
-        3, "test", ("CREATE TABLE extra (x TEXT)", "ALTER TABLE nowhere ADD COLUMN y TEXT")
+        current + 1,
+        "test",
+        ("CREATE TABLE extra (x TEXT)", "ALTER TABLE nowhere ADD COLUMN y TEXT"),
     )
     monkeypatch.setattr(schema, "MIGRATIONS", (*schema.MIGRATIONS, broken))
-    monkeypatch.setattr(schema, "SCHEMA_VERSION", 3)
+    monkeypatch.setattr(schema, "SCHEMA_VERSION", current + 1)
     with pytest.raises(SendLogError, match="no such table: nowhere"):
         SendLog(path)
-    assert user_version(path) == 2
+    assert user_version(path) == current
     tables = {name for (name,) in read_rows(path, "SELECT name FROM sqlite_master")}
     assert "extra" not in tables
 
@@ -142,7 +145,7 @@ def test_resume_of_a_version_1_log_sends_only_the_rest(
     # Rewrite the log as version 1 (no consent column, user_version 0), rows and all.
     rows = read_rows(log_path, "SELECT * FROM recipient")
     campaigns = read_rows(log_path, "SELECT * FROM campaign")
-    keep = [i for i, name in enumerate(_columns(log_path)) if name != "consent"]
+    keep = [i for i, name in enumerate(_columns(log_path)) if name not in ("consent", "run_id")]
     log_path.unlink()
     build_old_log(log_path, VERSION_1_SQL, 0)
     with sqlite3.connect(log_path) as db:
@@ -161,7 +164,7 @@ def test_resume_of_a_version_1_log_sends_only_the_rest(
         == len(rows)
         - read_rows(log_path, "SELECT COUNT(*) FROM recipient WHERE state = 'skipped'")[0][0]
     )
-    assert user_version(log_path) == 2
+    assert user_version(log_path) == schema.SCHEMA_VERSION
     sent = read_rows(log_path, "SELECT COUNT(*) FROM recipient WHERE state = 'sent'")[0][0]
     assert sent == len(received)
 

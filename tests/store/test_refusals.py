@@ -14,6 +14,7 @@ import pytest
 from harkat_mail.errors import SendLogError
 from harkat_mail.models import Contact
 from harkat_mail.store import SendLog
+from harkat_mail.store.schema import SCHEMA_VERSION
 
 from .conftest import VERSION_1_SQL, assert_one_line_error, cli, read_rows, send, user_version
 
@@ -102,7 +103,7 @@ def test_crash_before_the_log_is_in_place_leaves_no_file(
     server, handler = smtp_server()
     result = send(project, server.port)
     assert result.exit_code == 0, result.output
-    assert handler.messages and user_version(log_path) == 2
+    assert handler.messages and user_version(log_path) == SCHEMA_VERSION
 
 
 def test_log_created_by_another_process_meanwhile_is_used(
@@ -134,12 +135,12 @@ def test_log_created_by_another_process_meanwhile_is_used(
 
 
 def test_new_log_never_overwrites_and_leaves_no_temporary_file(tmp_path: Path) -> None:
-    """Creating a log leaves exactly the log file in its folder, in WAL mode, at version 2."""
+    """Creating a log leaves exactly the log file in its folder, in WAL mode, at the current version."""
     path = tmp_path / "new" / "log.sqlite"
     SendLog(path).close()
     assert sorted(p.name for p in path.parent.iterdir()) == ["log.sqlite"]
     assert read_rows(path, "PRAGMA journal_mode") == [("wal",)]
-    assert user_version(path) == 2
+    assert user_version(path) == SCHEMA_VERSION
 
 
 def test_refusal_names_the_file_in_the_error(tmp_path: Path) -> None:
