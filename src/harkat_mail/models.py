@@ -151,6 +151,7 @@ class Campaign:
     purpose: Literal["informational", "commercial"] = "informational"
     identification: Identification | None = None
     dkim: DkimConfig | None = None
+    lease: float = 60.0  # seconds a silent run keeps its claimed rows before others take over
 
     def sender_for(self, language: str) -> str:
         """The From header for a language, falling back to the default language."""

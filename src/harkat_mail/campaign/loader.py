@@ -45,6 +45,7 @@ _TOP_KEYS = {
     "purpose",
     "identification",
     "dkim",
+    "lease",
 }
 
 
@@ -277,4 +278,5 @@ def load_campaign(path: str | Path) -> Campaign:
         purpose="commercial" if purpose == "commercial" else "informational",
         identification=_identification(r, top.get("identification"), purpose),
         dkim=_dkim(r, top.get("dkim")),
+        lease=r.number(top.get("lease", 60), ("lease",)),
     )

@@ -29,8 +29,6 @@ from .prepare import Prepared
 from .progress import Progress
 from .renderpool import Renderers
 
-DEFAULT_LEASE = 60.0  # seconds a silent run keeps its rows before others take them over
-
 
 @dataclass
 class _Tally:
@@ -64,7 +62,7 @@ async def run_send(
     due: int,
     retry_unknown: bool = False,
     limit: int | None = None,
-    lease: float = DEFAULT_LEASE,
+    lease: float | None = None,
     say: Callable[[str], None] = lambda _: None,
     progress: Callable[[Progress], None] = lambda _: None,
     pool_from: int | None = None,
@@ -75,6 +73,7 @@ async def run_send(
     render workers); ``relay`` is where to connect (the capture relay already started).
     """
     campaign = prepared.campaign
+    lease = campaign.lease if lease is None else lease
     run = RunInfo(uuid.uuid4().hex, campaign.name, socket.gethostname(), os.getpid(), lease)
     tally = _Tally()
     total = min(due, limit) if limit is not None else due
@@ -86,8 +85,7 @@ async def run_send(
     attempts: dict[str, int] = {}
 
     def fail(error: HarkatError) -> None:
-        if not failures:
-            say(f"stopping: {error}")
+        # Raised once the messages in flight are done: the caller prints it, one line.
         failures.append(error)
         stop.set()
 

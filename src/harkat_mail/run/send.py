@@ -21,7 +21,7 @@ from ..models import (
 from ..store import open_store
 from .prepare import Prepared, plan
 from .progress import Progress
-from .runner import DEFAULT_LEASE, run_send
+from .runner import run_send
 
 
 @contextlib.contextmanager
@@ -93,7 +93,7 @@ def send(
     force: bool = False,
     retry_unknown: bool = False,
     limit: int | None = None,
-    lease: float = DEFAULT_LEASE,
+    lease: float | None = None,
     say: Callable[[str], None] = lambda _: None,
     progress: Callable[[Progress], None] = lambda _: None,
     pool_from: int | None = None,

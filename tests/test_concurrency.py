@@ -1,0 +1,121 @@
+"""Several `harkat-mail send` processes on one campaign: each member gets exactly one copy.
+
+Every scenario runs on both stores: a SQLite file shared by processes on one machine, and a
+PostgreSQL database (the tests' own server) as several machines would share it.
+"""
+
+from __future__ import annotations
+
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from .test_crash import _project
+
+MEMBERS = 1500
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def send_log(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The send log the runs share: a SQLite file, or a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        return str(tmp_path / "outbox" / "shared.sendlog.sqlite")
+    return str(request.getfixturevalue("postgres_db"))
+
+
+def _start(campaign: Path, send_log: str, *extra: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "harkat_mail", "send", str(campaign), "--yes",
+         "--send-log", send_log, *extra],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _states(send_log: str) -> dict[str, str]:
+    """email -> state, read from the store with its own client library."""
+    query = "SELECT email, state FROM recipient WHERE state != 'skipped'"
+    if send_log.startswith("postgresql://"):
+        import psycopg
+
+        with psycopg.connect(send_log) as db:
+            return dict(db.execute(query).fetchall())
+    db = sqlite3.connect(send_log)
+    try:
+        return dict(db.execute(query).fetchall())
+    finally:
+        db.close()
+
+
+def _delivered(out: str) -> int:
+    line = next(line for line in out.splitlines() if ": delivered " in line)
+    return int(line.split(": delivered ")[1].split(",")[0])
+
+
+@pytest.mark.slow
+def test_three_concurrent_sends_deliver_each_member_once(
+    tmp_path: Path, project: Path, smtp_server, send_log: str
+) -> None:
+    """Three runs started together: every member exactly one copy; each run says what it sent."""
+    server, handler = smtp_server()
+    campaign = _project(tmp_path, project, server.port, rate=100000, count=MEMBERS)
+    runs = [_start(campaign, send_log) for _ in range(3)]
+    outputs = [run.communicate(timeout=240) for run in runs]
+    assert [run.returncode for run in runs] == [0, 0, 0], outputs
+    copies = [handler.copies(f"member{i}@example.org") for i in range(MEMBERS)]
+    assert copies == [1] * MEMBERS
+    assert sum(_delivered(out) for out, _ in outputs) == MEMBERS
+    assert set(_states(send_log).values()) == {"sent"}
+
+
+@pytest.mark.slow
+def test_sigkill_one_of_three_then_resume_doubles_and_loses_nobody(
+    tmp_path: Path, project: Path, smtp_server, send_log: str
+) -> None:
+    """One of three runs killed mid-send: the others finish, a resume completes; nobody twice."""
+    server, handler = smtp_server()
+    campaign = _project(tmp_path, project, server.port, rate=300, count=MEMBERS)
+    runs = [_start(campaign, send_log) for _ in range(3)]
+    deadline = time.monotonic() + 60
+    while len(handler.messages) < 200:
+        assert time.monotonic() < deadline, "the senders made no progress"
+        time.sleep(0.01)
+    runs[0].send_signal(signal.SIGKILL)
+    for run in runs:
+        run.communicate(timeout=240)
+    resume = _start(campaign, send_log)
+    _, err = resume.communicate(timeout=240)
+    assert resume.returncode in (0, 1), err
+    states = _states(send_log)
+    assert len(states) == MEMBERS and set(states.values()) <= {"sent", "unknown"}
+    unknown = [e for e, s in states.items() if s == "unknown"]
+    assert len(unknown) <= 4 * 4  # at most the killed run's messages in flight
+    for email, state in states.items():
+        copies = handler.copies(email)
+        assert copies == 1 if state == "sent" else copies in (0, 1), (email, state, copies)
+
+
+@pytest.mark.slow
+def test_two_runs_share_the_relay_rate(
+    tmp_path: Path, project: Path, smtp_server, send_log: str
+) -> None:
+    """Two runs at rate 60 send 60 messages/s together (within 5%) while both are running."""
+    server, handler = smtp_server()
+    campaign = _project(tmp_path, project, server.port, rate=60, count=MEMBERS)
+    runs = [_start(campaign, send_log) for _ in range(2)]
+    time.sleep(3)  # both started and sending
+    start_count, start = len(handler.messages), time.monotonic()
+    time.sleep(10)
+    rate = (len(handler.messages) - start_count) / (time.monotonic() - start)
+    for run in runs:
+        run.send_signal(signal.SIGINT)
+    for run in runs:
+        run.communicate(timeout=60)
+    assert 60 * 0.95 <= rate <= 60 * 1.05, rate
