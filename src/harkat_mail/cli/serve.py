@@ -85,21 +85,31 @@ def dkim_key(key_file: Path, selector: str, domain: str) -> None:
     show_default=True,
     help="Environment variable holding the secret the campaigns sign links with.",
 )
+@click.option(
+    "--send-log",
+    "send_log",
+    metavar="PATH|URL",
+    help="Record unsubscribes in this send log (e.g. the postgresql:// URL every sending "
+    "machine uses) instead of the project's suppression.txt.",
+)
 @clean_errors
-def unsubscribe_server(project: Path, host: str, port: int, secret_env: str) -> None:
+def unsubscribe_server(
+    project: Path, host: str, port: int, secret_env: str, send_log: str | None
+) -> None:
     """Serve one-click unsubscribe links (GET confirms, POST unsubscribes) until Ctrl-C.
 
     Put it behind the HTTPS address in the campaigns' unsubscribe.url; needs the
     'unsubscribe' extra (pip install 'harkat-mail[unsubscribe]').
     """
     try:
-        from ..web.unsubscribe import ServerThread, make_app
+        from ..web.unsubscribe import ServerThread, StoreRecord, make_app
     except ImportError:
         raise ConfigError(
             "the unsubscribe server needs aiohttp: pip install 'harkat-mail[unsubscribe]'"
         ) from None
     signer = Signer(secret_from_env(secret_env, required=True))
-    suppression = project.resolve() / "suppression.txt"
-    server = ServerThread(make_app(signer, suppression), host, port).start()
-    click.echo(f"unsubscribe server on http://{host}:{server.port}, recording to {suppression}")
+    record = StoreRecord(send_log) if send_log else project.resolve() / "suppression.txt"
+    where = send_log or record
+    server = ServerThread(make_app(signer, record), host, port).start()
+    click.echo(f"unsubscribe server on http://{host}:{server.port}, recording to {where}")
     until_interrupted(server.stop)

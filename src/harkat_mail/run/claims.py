@@ -54,6 +54,9 @@ async def claimed_messages(
                 more = False
                 break
             counts.claimed += len(claims)
+            # Unsubscribed (on any machine sharing this store) since planning: not sent.
+            gone = set(await store.skip_suppressed(campaign, run_id))
+            claims = [c for c in claims if c.key not in gone]
             # A member this run's list lacks (suppressed here since planning, say) is given
             # back rather than sent on another run's say-so.
             foreign = [c.key for c in claims if c.key not in by_key]

@@ -155,4 +155,5 @@ async def plan(
     await store.plan(campaign.name, contacts.contacts, contacts.rejected, ids)
     await expire_dead_local_runs(store, campaign.name)
     await store.recover(campaign.name)
+    await store.skip_suppressed(campaign.name, None)  # unsubscribed on any machine
     return await store.count_due(campaign.name, retry_unknown)

@@ -71,6 +71,9 @@ class SqliteStore:
     async def release(self, campaign: str, run_id: str, keys: Sequence[str]) -> None:
         await self._call(self.log.release, campaign, run_id, keys)
 
+    async def skip_suppressed(self, campaign: str, run_id: str | None) -> list[str]:
+        return await self._call(self.log.skip_suppressed, campaign, run_id)
+
     async def count_due(self, campaign: str, retry_unknown: bool) -> int:
         return await self._call(self.log.count_due, campaign, retry_unknown)
 

@@ -98,6 +98,13 @@ class Store(Protocol):
 
     async def release(self, campaign: str, run_id: str, keys: Sequence[str]) -> None: ...
 
+    async def skip_suppressed(self, campaign: str, run_id: str | None) -> list[str]:
+        """Rows not yet sent whose address is now suppressed in the store become `skipped`.
+
+        ``run_id`` None: the rows no run holds; else the rows that run holds. The keys skipped.
+        """
+        ...
+
     async def count_due(self, campaign: str, retry_unknown: bool) -> int: ...
 
     async def apply(self, campaign: str, run_id: str, changes: Sequence[Change]) -> list[str]:

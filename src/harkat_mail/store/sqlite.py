@@ -29,6 +29,7 @@ _OUTCOME_STATE = {
 }
 # Due: pending, unknown when asked for, deferred once its wait is over.
 _DUE = "state = ? OR state = ? OR (state = ? AND COALESCE(next_attempt_at, 0) <= ?)"
+SUPPRESSED = "suppressed: unsubscribed or bounced (recorded in the send log)"
 LOST = "another run took this run's rows over (its lease expired); this run stops"
 
 
@@ -245,6 +246,27 @@ class SendLog:
                 " AND state != ?",
                 ((campaign, key, run_id, State.SENDING) for key in keys),
             )
+
+    @_guarded
+    def skip_suppressed(self, campaign: str, run_id: str | None) -> list[str]:
+        """Unsent rows whose address the store now suppresses become `skipped`; their keys."""
+        held = "run_id IS NULL" if run_id is None else "run_id = ?"
+        rows = self.db.execute(
+            f"UPDATE recipient SET state = ?, reason = ?, run_id = NULL, updated_at = ?"
+            f" WHERE campaign = ? AND {held} AND state IN (?, ?, ?)"
+            " AND key IN (SELECT address FROM suppression) RETURNING key",
+            (
+                State.SKIPPED,
+                SUPPRESSED,
+                time.time(),
+                campaign,
+                *((run_id,) if run_id is not None else ()),
+                State.PENDING,
+                State.DEFERRED,
+                State.UNKNOWN,
+            ),
+        ).fetchall()
+        return [key for (key,) in rows]
 
     @_guarded
     def count_due(self, campaign: str, retry_unknown: bool) -> int:

@@ -23,6 +23,7 @@ from aiohttp import web
 from ..errors import HarkatError
 from ..lists.suppression import add_suppression, read_suppressions
 from ..mail.tokens import BadToken, Signer, Subscription
+from ..store import Store, open_store
 
 log = logging.getLogger(__name__)
 ONE_CLICK = "One-Click"
@@ -81,8 +82,53 @@ def _page(subscription: Subscription, key: str, form: bool) -> web.Response:
     return web.Response(text=document, content_type="text/html", headers=_HEADERS)
 
 
-def make_app(signer: Signer, suppression: Path) -> web.Application:
-    """The application: any path, token in the ``t`` query parameter."""
+class FileRecord:
+    """Suppressions in the project's ``suppression.txt`` (one machine)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.where = str(path)
+
+    async def contains(self, address: str) -> bool:
+        def read() -> bool:
+            return self.path.exists() and address.lower() in read_suppressions([self.path])[0]
+
+        return await asyncio.to_thread(read)
+
+    async def add(self, address: str, list_id: str) -> None:
+        await asyncio.to_thread(add_suppression, self.path, address, "unsubscribed", list_id)
+
+
+class StoreRecord:
+    """Suppressions in a send log that every sending machine reads (PostgreSQL, or SQLite)."""
+
+    def __init__(self, location: str) -> None:
+        self.location = location
+        self.where = location
+        self.store: Store | None = None
+
+    async def _store(self) -> Store:
+        if self.store is None:  # opened in the server's own event loop
+            self.store = await open_store(self.location)
+        return self.store
+
+    async def contains(self, address: str) -> bool:
+        return address.lower() in await (await self._store()).suppressions()
+
+    async def add(self, address: str, list_id: str) -> None:
+        await (await self._store()).add_suppression(address, "unsubscribed", list_id)
+
+    async def close(self, _: web.Application) -> None:
+        if self.store is not None:
+            await self.store.close()
+
+
+def make_app(signer: Signer, record: Path | FileRecord | StoreRecord) -> web.Application:
+    """The application: any path, token in the ``t`` query parameter.
+
+    ``record``: the suppression file (a path), or a send log shared by every sending machine.
+    """
+    where = FileRecord(record) if isinstance(record, Path) else record
 
     def subscription(request: web.Request) -> Subscription:
         try:
@@ -90,12 +136,12 @@ def make_app(signer: Signer, suppression: Path) -> web.Application:
         except BadToken:
             raise web.HTTPBadRequest(text=BAD_TOKEN, headers=_HEADERS) from None
 
-    def suppressed(address: str) -> bool:
-        return suppression.exists() and address.lower() in read_suppressions([suppression])[0]
-
     async def confirm(request: web.Request) -> web.Response:
         named = subscription(request)
-        already = await asyncio.to_thread(suppressed, named.address)
+        try:
+            already = await where.contains(named.address)
+        except (HarkatError, OSError):
+            already = False  # the page only asks; the POST reports a failure to record
         return _page(named, "already" if already else "ask", form=not already)
 
     async def unsubscribe(request: web.Request) -> web.Response:
@@ -106,19 +152,19 @@ def make_app(signer: Signer, suppression: Path) -> web.Application:
                 text="expected the form field List-Unsubscribe=One-Click\n", headers=_HEADERS
             )
         try:
-            await asyncio.to_thread(
-                add_suppression, suppression, named.address, "unsubscribed", named.list_id
-            )
+            await where.add(named.address, named.list_id)
         except (HarkatError, OSError) as exc:
             # Not recorded: say so (a mail provider retries a failed one-click POST); the log
-            # line names the file and the cause, never the address.
-            log.error("unsubscribe not recorded in %s: %s", suppression, type(exc).__name__)
+            # line names where and the cause, never the address.
+            log.error("unsubscribe not recorded in %s: %s", where.where, type(exc).__name__)
             raise web.HTTPServiceUnavailable(text=NOT_RECORDED, headers=_HEADERS) from None
         return _page(named, "done", form=False)
 
     app = web.Application(client_max_size=16 * 1024)
     app.router.add_get("/{tail:.*}", confirm)
     app.router.add_post("/{tail:.*}", unsubscribe)
+    if isinstance(where, StoreRecord):
+        app.on_cleanup.append(where.close)
     return app
 
 
