@@ -119,3 +119,39 @@ def test_two_runs_share_the_relay_rate(
     for run in runs:
         run.communicate(timeout=60)
     assert 60 * 0.95 <= rate <= 60 * 1.05, rate
+
+
+@pytest.mark.slow
+def test_status_shows_the_runs_sending_now_and_an_expired_lease(
+    tmp_path: Path, project: Path, smtp_server, send_log: str
+) -> None:
+    """status lists a live run (host, pid, rows held); once killed, its lease shows as expired."""
+    server, handler = smtp_server()
+    campaign = _project(tmp_path, project, server.port, rate=50, count=300)
+    campaign.write_text(campaign.read_text(encoding="utf-8") + "lease: 1\n", encoding="utf-8")
+    proc = _start(campaign, send_log)
+    deadline = time.monotonic() + 60
+    while len(handler.messages) < 20:
+        assert proc.poll() is None and time.monotonic() < deadline
+        time.sleep(0.01)
+
+    def status() -> str:
+        done = subprocess.run(
+            [sys.executable, "-m", "harkat_mail", "status", str(campaign), "--send-log", send_log],
+            capture_output=True, text=True, timeout=60, check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    live = status()
+    assert f"pid {proc.pid}" in live and "holds " in live and "sending" in live
+    proc.kill()
+    proc.communicate(timeout=30)
+    time.sleep(1.5)
+    assert "lease expired" in status()
+    # The next run takes the killed run's rows over; every member ends with one copy at most.
+    resume = _start(campaign, send_log)
+    resume.communicate(timeout=120)
+    states = _states(send_log)
+    assert set(states.values()) <= {"sent", "unknown"}
+    assert all(handler.copies(e) <= 1 for e in states)
