@@ -17,10 +17,13 @@ from contextlib import contextmanager
 from typing import Any
 
 import psycopg
+from psycopg import AsyncConnection
 from psycopg import errors as pgerr
 from psycopg.conninfo import conninfo_to_dict
+from psycopg_pool import AsyncConnectionPool
 
 from ..errors import SendLogError
+from .pgschema import prepare
 
 CONNECT_TIMEOUT = 5  # seconds libpq waits for a server (unless the URL sets connect_timeout)
 POOL_TIMEOUT = CONNECT_TIMEOUT + 1  # seconds a call waits for a pooled connection
@@ -167,3 +170,35 @@ def pg_errors(location: str) -> Iterator[None]:
         yield
     except psycopg.Error as exc:
         raise SendLogError(f"{location}: {describe(exc)}") from None
+
+
+async def open_pool(
+    url: str, kwargs: dict[str, Any], read_only: bool, size: int
+) -> AsyncConnectionPool[AsyncConnection[Any]]:
+    """Check (or create, or migrate) the schema, then open a pool of up to ``size``."""
+    settings = SESSION_SETTINGS + (f"; {READ_ONLY_SETTING}" if read_only else "")
+
+    async def configure(conn: AsyncConnection[Any]) -> None:
+        await conn.execute(settings)
+
+    with pg_errors(url):
+        # A connection of its own first: the pool would only time out, hiding libpq's reason.
+        async with await AsyncConnection.connect(url, **kwargs) as conn:
+            await configure(conn)
+            await prepare(conn, url, read_only)
+        pool: AsyncConnectionPool[AsyncConnection[Any]] = AsyncConnectionPool(
+            url,
+            kwargs=kwargs,
+            min_size=1,
+            max_size=size,
+            open=False,
+            configure=configure,
+            # An empty query before each use: a connection the server dropped while idle (a
+            # restart, idle_session_timeout) is replaced instead of failing the call.
+            check=AsyncConnectionPool.check_connection,
+            timeout=POOL_TIMEOUT,
+            reconnect_timeout=RECONNECT_TIMEOUT,
+            name="harkat-send-log",
+        )
+        await pool.open(wait=False)
+    return pool

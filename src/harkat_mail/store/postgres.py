@@ -36,16 +36,8 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from ..errors import ClaimLost, SendLogError
 from ..models import Contact, Rejected, State, reason_label
-from . import pgclaims, pgplan, pgschema
-from .pgconn import (
-    POOL_TIMEOUT,
-    READ_ONLY_SETTING,
-    RECONNECT_TIMEOUT,
-    SESSION_SETTINGS,
-    connection_kwargs,
-    describe,
-    pg_errors,
-)
+from . import pgclaims, pgplan
+from .pgconn import POOL_TIMEOUT, connection_kwargs, describe, open_pool
 from .pgschema import NOW
 from .protocol import Change, Claim, Grant, Limits, RunInfo, RunRow
 from .sqlite import _COLUMNS, LOST
@@ -57,6 +49,9 @@ Conn = AsyncConnection[Any]
 POOL_SIZE = 4  # a run's claims, batched writes, budget and lease renewals overlap a little
 RETRIES = 3  # attempts of a transaction that lost a deadlock
 PAGE = 5000  # rows() reads this many at a time, holding no connection in between
+# The reason of a row skipped because the store suppresses its address (sqlite.SUPPRESSED on
+# branch `claims`).
+SUPPRESSED = "suppressed: unsubscribed or bounced (recorded in the send log)"
 
 # The pool logs each failed reconnection as a warning; with no logging set up, Python would
 # print them on stderr beside the one-line SendLogError that already says what happened.
@@ -94,32 +89,7 @@ class PostgresStore:
     async def open(cls, url: str, read_only: bool = False) -> PostgresStore:
         """Connect, check the schema and (for writing) create or migrate it."""
         kwargs = connection_kwargs(url)
-        settings = SESSION_SETTINGS + (f"; {READ_ONLY_SETTING}" if read_only else "")
-
-        async def configure(conn: Conn) -> None:
-            await conn.execute(settings)
-
-        with pg_errors(url):
-            # A connection of its own first: the pool would hide why it cannot connect.
-            async with await AsyncConnection.connect(url, **kwargs) as conn:
-                await configure(conn)
-                await pgschema.prepare(conn, url, read_only)
-            pool: AsyncConnectionPool[Conn] = AsyncConnectionPool(
-                url,
-                kwargs=kwargs,
-                min_size=1,
-                max_size=POOL_SIZE,
-                open=False,
-                configure=configure,
-                # An empty query before each use: a connection the server dropped while idle
-                # (a restart, idle_session_timeout) is replaced instead of failing the call.
-                check=AsyncConnectionPool.check_connection,
-                timeout=POOL_TIMEOUT,
-                reconnect_timeout=RECONNECT_TIMEOUT,
-                name="harkat-send-log",
-            )
-            await pool.open(wait=False)
-        return cls(pool, url, kwargs)
+        return cls(await open_pool(url, kwargs, read_only, POOL_SIZE), url, kwargs)
 
     async def close(self) -> None:
         """Close every connection of the pool."""
@@ -242,6 +212,15 @@ class PostgresStore:
         await self._transaction(body)
 
     @_guarded
+    async def expire(self, run_ids: Sequence[str]) -> None:
+        """End these runs' leases now (their processes are known to be gone): the next claim
+        takes their rows over. (Added to the protocol on branch `claims` after this one.)"""
+        await self._count(
+            "UPDATE run SET lease_until = 0 WHERE id = ANY(%s::text[]) AND finished_at IS NULL",
+            (list(run_ids),),
+        )
+
+    @_guarded
     async def recover(self, campaign: str) -> int:
         """Take over expired runs: their `sending` rows become `unknown`, the rest due again."""
         return await self._transaction(lambda conn: pgclaims.take_over(conn, campaign))
@@ -266,6 +245,23 @@ class PostgresStore:
             " AND key = ANY(%s::text[]) AND state <> 'sending'",
             (campaign, run_id, list(keys)),
         )
+
+    @_guarded
+    async def skip_suppressed(self, campaign: str, run_id: str | None) -> list[str]:
+        """Unsent rows whose address the store now suppresses become `skipped`; their keys.
+
+        ``run_id`` None: the rows no run holds; else the rows that run holds. (Added to the
+        protocol on branch `claims` after this one.)
+        """
+        held = "run_id IS NULL" if run_id is None else "run_id = %(run)s"
+        rows = await self._all(
+            "UPDATE recipient SET state = 'skipped', reason = %(why)s, run_id = NULL,"
+            f" updated_at = {NOW} WHERE campaign = %(campaign)s AND {held}"
+            " AND state IN ('pending', 'deferred', 'unknown')"
+            " AND key IN (SELECT address FROM suppression) RETURNING key",
+            {"why": SUPPRESSED, "campaign": campaign, "run": run_id},
+        )
+        return [key for (key,) in rows]
 
     @_guarded
     async def count_due(self, campaign: str, retry_unknown: bool) -> int:
