@@ -11,9 +11,10 @@ from typing import Any
 
 from psycopg import AsyncConnection
 
+from ..models import Grant, Limits
 from . import budget
 from .pgschema import BUDGET_LOCKS, NOW
-from .protocol import Change, Grant, Limits
+from .protocol import Change
 from .sqlite import _OUTCOME_STATE
 
 Conn = AsyncConnection[Any]

@@ -35,12 +35,12 @@ from psycopg import errors as pgerr
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from ..errors import ClaimLost, SendLogError
-from ..models import Contact, Rejected, State, reason_label
+from ..models import Contact, Grant, Limits, Rejected, State, reason_label
 from . import pgclaims, pgplan
 from .pgconn import POOL_TIMEOUT, connection_kwargs, describe, open_pool
 from .pgschema import NOW
-from .protocol import Change, Claim, Grant, Limits, RunInfo, RunRow
-from .sqlite import _COLUMNS, LOST
+from .protocol import Change, Claim, RunInfo, RunRow
+from .sqlite import _COLUMNS, LOST, SUPPRESSED
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -51,7 +51,6 @@ RETRIES = 3  # attempts of a transaction that lost a deadlock
 PAGE = 5000  # rows() reads this many at a time, holding no connection in between
 # The reason of a row skipped because the store suppresses its address (sqlite.SUPPRESSED on
 # branch `claims`).
-SUPPRESSED = "suppressed: unsubscribed or bounced (recorded in the send log)"
 
 # The pool logs each failed reconnection as a warning; with no logging set up, Python would
 # print them on stderr beside the one-line SendLogError that already says what happened.

@@ -75,13 +75,16 @@ class SendLog:
     @_guarded
     def check_inputs(self, campaign: str, inputs: Mapping[str, str], force: bool) -> None:
         """Refuse to resume when the YAML, list or template changed, unless forced."""
-        row = self.db.execute("SELECT inputs FROM campaign WHERE name = ?", (campaign,)).fetchone()
-        if row is None:
-            self.db.execute(
-                "INSERT INTO campaign (name, inputs, created_at) VALUES (?, ?, ?)",
-                (campaign, json.dumps(dict(inputs)), time.time()),
-            )
-            return
+        with transaction(self.db):  # two runs starting together: one inserts, one compares
+            row = self.db.execute(
+                "SELECT inputs FROM campaign WHERE name = ?", (campaign,)
+            ).fetchone()
+            if row is None:
+                self.db.execute(
+                    "INSERT INTO campaign (name, inputs, created_at) VALUES (?, ?, ?)",
+                    (campaign, json.dumps(dict(inputs)), time.time()),
+                )
+                return
         before = json.loads(row[0])
         changed = sorted(k for k in inputs if before.get(k) != inputs[k])
         if not changed:
@@ -175,7 +178,11 @@ class SendLog:
 
     @_guarded
     def finish_run(self, run_id: str) -> None:
-        """Release every row still held and mark the run finished."""
+        """Release every row still held and mark the run finished.
+
+        A row still `sending` (its verdict could not be written) stays until the next claim
+        or recover, which turns it `unknown`: the message may have arrived.
+        """
         with transaction(self.db):
             self.db.execute(
                 "UPDATE recipient SET run_id = NULL WHERE run_id = ? AND state != ?",
@@ -204,7 +211,10 @@ class SendLog:
             " AND taken_over = 0 AND lease_until < ?",
             (campaign, now),
         )
-        lost = "SELECT id FROM run WHERE campaign = ? AND taken_over = 1"
+        # Rows of runs that are over (taken over, or finished with a row still `sending`).
+        lost = (
+            "SELECT id FROM run WHERE campaign = ? AND (taken_over = 1 OR finished_at IS NOT NULL)"
+        )
         # `sending` with no run: left by a release from before claims, killed mid-send.
         cur = self.db.execute(
             "UPDATE recipient SET state = ?, reason = 'interrupted while sending', run_id = NULL,"
@@ -227,14 +237,14 @@ class SendLog:
                 "SELECT 1 FROM run WHERE id = ? AND taken_over = 0 AND finished_at IS NULL",
                 (run_id,),
             ).fetchone()
-            if alive is None:
-                raise ClaimLost(f"{self.path}: {LOST}")
-            rows = self.db.execute(
+            rows = [] if alive is None else self.db.execute(
                 "UPDATE recipient SET run_id = ? WHERE rowid IN (SELECT rowid FROM recipient"
                 f" WHERE campaign = ? AND run_id IS NULL AND ({_DUE}) ORDER BY rowid LIMIT ?)"
                 " RETURNING rowid, key, attempts",
                 (run_id, campaign, *_due_args(now, retry_unknown), limit),
             ).fetchall()
+        if alive is None:  # raised after the commit: the take-over above must stand
+            raise ClaimLost(f"{self.path}: {LOST}")
         return [Claim(key, attempts) for _, key, attempts in sorted(rows)]
 
     @_guarded
