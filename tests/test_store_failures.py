@@ -102,3 +102,23 @@ def test_a_full_disk_stops_the_run_with_one_line(
         _check_stopped_cleanly(proc, send_log, "no room")
         filler.unlink()
         _check_resume(campaign, send_log, handler)
+
+
+@pytest.mark.slow
+def test_postgresql_stopped_mid_run_stops_the_run_with_one_line(
+    tmp_path: Path, project: Path, smtp_server, postgres_db: str, pg_server
+) -> None:
+    """The database goes away mid-run: one line naming it, non-zero; what it recorded stays."""
+    server, handler = smtp_server()
+    campaign = _project(tmp_path, project, server.port, rate=300, count=MEMBERS)
+    proc = _start(campaign, postgres_db)
+    _wait_for(handler, 100, proc)
+    pg_server.stop()
+    try:
+        _check_stopped_cleanly(proc, postgres_db.split("@")[-1], "database")
+    finally:
+        pg_server.start()
+    recorded = _states(postgres_db)
+    sent = [e for e, s in recorded.items() if s == "sent"]
+    assert sent and all(handler.copies(e) == 1 for e in sent)
+    _check_resume(campaign, postgres_db, handler)
