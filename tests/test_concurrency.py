@@ -6,6 +6,7 @@ PostgreSQL database (the tests' own server) as several machines would share it.
 
 from __future__ import annotations
 
+import re
 import signal
 import sqlite3
 import subprocess
@@ -155,3 +156,25 @@ def test_status_shows_the_runs_sending_now_and_an_expired_lease(
     states = _states(send_log)
     assert set(states.values()) <= {"sent", "unknown"}
     assert all(handler.copies(e) <= 1 for e in states)
+
+
+def test_a_send_log_url_in_the_yaml_is_where_send_and_status_go(
+    tmp_path: Path, project: Path, smtp_server, postgres_db: str
+) -> None:
+    """send_log: postgresql://... in the campaign: send records there and status reads it."""
+    server, handler = smtp_server()
+    campaign = _project(tmp_path, project, server.port, rate=100000, count=30)
+    text = re.sub(r"(?m)^send_log:.*\n", "", campaign.read_text(encoding="utf-8"))
+    campaign.write_text(text + f"send_log: {postgres_db}\n", encoding="utf-8")
+    done = subprocess.run(
+        [sys.executable, "-m", "harkat_mail", "send", str(campaign), "--yes"],
+        capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert len(handler.messages) == 30 and set(_states(postgres_db).values()) == {"sent"}
+    assert not (tmp_path / "outbox" / "sept2018.sendlog.sqlite").exists()
+    status = subprocess.run(
+        [sys.executable, "-m", "harkat_mail", "status", str(campaign)],
+        capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert status.returncode == 0 and "sent" in status.stdout and "30" in status.stdout

@@ -141,7 +141,7 @@ class Campaign:
     default_language: str
     vars: Mapping[str, object]
     smtp: SmtpConfig
-    send_log: Path
+    send_log: Path | str  # a SQLite file, or a postgresql:// URL
     outbox: Path
     previews: Path
     unsubscribe: UnsubscribeConfig

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -118,3 +119,16 @@ def test_smtp_url_with_password_is_refused() -> None:
     with pytest.raises(ConfigError) as info:
         parse_smtp_url("smtp://user:s3cret@mail.example.org")
     assert "s3cret" not in str(info.value)
+
+
+def test_send_log_takes_a_postgresql_url_but_never_its_password(project: Path) -> None:
+    """send_log: a postgresql:// URL is kept as written; a URL carrying a password is refused."""
+    text = re.sub(r"(?m)^send_log:.*\n", "", project.read_text(encoding="utf-8"))
+    url = "postgresql://harkat@db.example.org:5432/harkat?sslmode=verify-full"
+    project.write_text(text + f"send_log: {url}\n", encoding="utf-8")
+    assert load_campaign(project).send_log == url
+    project.write_text(text + "send_log: postgresql://harkat:s3cret@db.example.org/harkat\n",
+                       encoding="utf-8")
+    with pytest.raises(ConfigError, match="send_log: never put the password in the URL") as raised:
+        load_campaign(project)
+    assert "s3cret" not in str(raised.value)

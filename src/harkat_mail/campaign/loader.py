@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from email.utils import parseaddr
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from ..errors import ConfigError
 from ..models import (
@@ -207,6 +208,20 @@ def _list_id(r: Reader, top: Mapping[str, Any], name: str, sender: str) -> str:
         ) from None
 
 
+def _send_log(r: Reader, value: object) -> Path | str:
+    """A SQLite file (relative to the YAML) or a ``postgresql://`` URL (no password in it)."""
+    text = r.text(value, ("send_log",))
+    if not text.startswith(("postgresql://", "postgres://")):
+        return r.path(text, ("send_log",))
+    parts = urlsplit(text)
+    if parts.password or "password=" in parts.query.lower():
+        raise r.doc.error(
+            ("send_log",),
+            "never put the password in the URL; use PGPASSWORD, ~/.pgpass or PGSERVICEFILE",
+        )
+    return text
+
+
 def load_campaign(path: str | Path) -> Campaign:
     """Read and validate a campaign file; raise ``ConfigError`` naming file, line and key."""
     source = Path(path)
@@ -262,7 +277,7 @@ def load_campaign(path: str | Path) -> Campaign:
         default_language=default_language,
         vars=variables,
         smtp=smtp_config(r, top.get("smtp")),
-        send_log=r.path(top["send_log"], ("send_log",))
+        send_log=_send_log(r, top["send_log"])
         if "send_log" in top
         else (base / f"{name}.sendlog.sqlite").resolve(),
         outbox=r.path(top["outbox"], ("outbox",))
