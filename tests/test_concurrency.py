@@ -6,6 +6,7 @@ PostgreSQL database (the tests' own server) as several machines would share it.
 
 from __future__ import annotations
 
+import json
 import re
 import signal
 import sqlite3
@@ -178,3 +179,10 @@ def test_a_send_log_url_in_the_yaml_is_where_send_and_status_go(
         capture_output=True, text=True, timeout=60, check=False,
     )
     assert status.returncode == 0 and "sent" in status.stdout and "30" in status.stdout
+    report = subprocess.run(
+        [sys.executable, "-m", "harkat_mail", "report", str(campaign), "--format", "json"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )
+    rows = [r for r in json.loads(report.stdout) if r["state"] != "skipped"]
+    assert report.returncode == 0 and len(rows) == 30
+    assert all(r["state"] == "sent" and r["message_id"].startswith("<") for r in rows)
