@@ -6,11 +6,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner
 
 from harkat_mail.campaign import load_campaign
-from harkat_mail.cli import main
-from harkat_mail.errors import ConfigError
+
+from .helpers import edit, line_of, refused, run_cli
 
 MEMBERS = (
     "email,first_name,last_name,language,status,local,consent\n"
@@ -21,35 +20,10 @@ FROM_EN = '  en: "CUPW National Office <national@cupw.example.org>"'
 UNSUB_URL = "  url: https://cupw.example.org/unsubscribe"
 
 
-def _run(*args: str) -> tuple[int, str]:
-    result = CliRunner().invoke(main, list(args))
-    return result.exit_code, result.output
-
-
-def _edit(project: Path, old: str, new: str) -> Path:
-    text = project.read_text(encoding="utf-8")
-    assert old in text, old
-    project.write_text(text.replace(old, new), encoding="utf-8")
-    return project
-
-
-def _line_of(project: Path, needle: str) -> int:
-    for number, line in enumerate(project.read_text(encoding="utf-8").splitlines(), start=1):
-        if needle in line:
-            return number
-    raise AssertionError(needle)
-
-
-def _refused(project: Path) -> str:
-    with pytest.raises(ConfigError) as info:
-        load_campaign(project)
-    return str(info.value)
-
-
 def _send(project: Path, smtp_server: Any) -> list[Any]:
     (project.parent.parent / "lists" / "members.csv").write_text(MEMBERS, encoding="utf-8")
     server, handler = smtp_server()
-    code, out = _run("send", str(project), "--smtp", f"smtp://127.0.0.1:{server.port}", "--yes")
+    code, out = run_cli("send", str(project), "--smtp", f"smtp://127.0.0.1:{server.port}", "--yes")
     assert code == 0, out
     assert len(handler.messages) == 2
     return handler.messages
@@ -57,28 +31,28 @@ def _send(project: Path, smtp_server: Any) -> list[Any]:
 
 def test_from_with_a_smuggled_bcc_is_one_line_through_the_cli(project: Path) -> None:
     """A from whose colon would make it a group (and the From evil@x.example) exits 2, one line."""
-    _edit(project, FROM_EN, '  en: "CUPW Bcc: evil@x.example <national@cupw.example.org>"')
-    code, out = _run("validate", str(project))
+    edit(project, FROM_EN, '  en: "CUPW Bcc: evil@x.example <national@cupw.example.org>"')
+    code, out = run_cli("validate", str(project))
     assert code == 2
     lines = out.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in out
-    line = _line_of(project, "CUPW Bcc:")
+    line = line_of(project, "CUPW Bcc:")
     assert lines[0].startswith(f"harkat-mail: {project}:{line}: from.en: ")
     assert "is not one address: the ':' makes 'CUPW Bcc' a group name" in lines[0]
 
 
 def test_unquoted_colon_in_a_name_is_refused_with_the_fix(project: Path) -> None:
     """'CUPW: National Office <...>' is refused (it would lose 'CUPW:'), saying to quote the name."""
-    _edit(project, FROM_EN, '  en: "CUPW: National Office <national@cupw.example.org>"')
-    message = _refused(project)
-    assert f"sept2018.yaml:{_line_of(project, 'CUPW: National')}: from.en: " in message
+    edit(project, FROM_EN, '  en: "CUPW: National Office <national@cupw.example.org>"')
+    message = refused(project)
+    assert f"sept2018.yaml:{line_of(project, 'CUPW: National')}: from.en: " in message
     assert 'put a name with a colon in double quotes, e.g. "CUPW: National Office"' in message
 
 
 def test_quoted_names_are_delivered_exactly(project: Path, smtp_server) -> None:
     """Quoted display names with a colon, a comma or quotes arrive in From/Reply-To exactly."""
-    _edit(project, FROM_EN, """  en: '"CUPW: National Office" <national@cupw.example.org>'""")
-    _edit(
+    edit(project, FROM_EN, """  en: '"CUPW: National Office" <national@cupw.example.org>'""")
+    edit(
         project,
         'reply_to: "CUPW Solidarity <solidarity@cupw.example.org>"',
         r"""reply_to: '"Roy, Ana \"Solidarity\"" <solidarity@cupw.example.org>'""",
@@ -116,28 +90,28 @@ def test_quoted_names_are_delivered_exactly(project: Path, smtp_server) -> None:
         ("x" * 600, "longer than 512 characters"),
     ],
 )
-def test_a_from_that_is_not_one_plain_mailbox_is_refused(
+def test_a_from_that_is_not_one_plain_mailbox_isrefused(
     project: Path, value: str, message: str
 ) -> None:
     """Two addresses, comments, routes, encoded words and broken brackets are refused by line."""
-    _edit(project, FROM_EN, f"  en: '{value}'")
-    text = _refused(project)
-    assert f"sept2018.yaml:{_line_of(project, value[:20])}: from.en: " in text
+    edit(project, FROM_EN, f"  en: '{value}'")
+    text = refused(project)
+    assert f"sept2018.yaml:{line_of(project, value[:20])}: from.en: " in text
     assert message in text
 
 
-def test_non_ascii_local_part_is_refused(project: Path) -> None:
+def test_non_ascii_local_part_isrefused(project: Path) -> None:
     """An accented letter before the @ is refused (SMTPUTF8 is not used), naming the line."""
-    _edit(project, FROM_EN, '  en: "CUPW <bureau-général@cupw.example.org>"')
-    message = _refused(project)
-    assert f":{_line_of(project, 'général')}: from.en: " in message
+    edit(project, FROM_EN, '  en: "CUPW <bureau-général@cupw.example.org>"')
+    message = refused(project)
+    assert f":{line_of(project, 'général')}: from.en: " in message
     assert "the part before '@' is not ASCII" in message
 
 
 def test_non_ascii_domain_is_sent_in_its_idna_form(project: Path, smtp_server) -> None:
     """An accented domain goes out as xn-- (envelope, From, List-Id, Message-ID); the name as written."""
-    _edit(project, FROM_EN, """  en: '"Élodie Roy, STTP: Québec" <national@syndicat-é.example>'""")
-    _edit(project, '  fr: "STTP Bureau national <national@cupw.example.org>"', "")
+    edit(project, FROM_EN, """  en: '"Élodie Roy, STTP: Québec" <national@syndicat-é.example>'""")
+    edit(project, '  fr: "STTP Bureau national <national@cupw.example.org>"', "")
     for delivered in _send(project, smtp_server):
         msg = delivered.message
         assert delivered.mail_from == "national@xn--syndicat--j4a.example"
@@ -160,9 +134,9 @@ def test_non_ascii_domain_is_sent_in_its_idna_form(project: Path, smtp_server) -
 )
 def test_unsubscribe_mailto_is_one_bare_address(project: Path, value: str, message: str) -> None:
     """unsubscribe.mailto must be one plain address: it is written into <mailto:...>."""
-    _edit(project, "  mailto: unsubscribe@cupw.example.org", f"  mailto: {value}")
-    text = _refused(project)
-    assert f":{_line_of(project, 'mailto:')}: unsubscribe.mailto: " in text and message in text
+    edit(project, "  mailto: unsubscribe@cupw.example.org", f"  mailto: {value}")
+    text = refused(project)
+    assert f":{line_of(project, 'mailto:')}: unsubscribe.mailto: " in text and message in text
 
 
 @pytest.mark.parametrize(
@@ -176,9 +150,9 @@ def test_unsubscribe_mailto_is_one_bare_address(project: Path, value: str, messa
 )
 def test_list_id_must_be_ascii_and_dotted(project: Path, value: str, message: str) -> None:
     """A non-ASCII, spaced, bracketed or undotted list_id is refused naming its line."""
-    _edit(project, "smtp: local", f"smtp: local\nlist_id: {value}")
-    text = _refused(project)
-    assert f":{_line_of(project, 'list_id:')}: list_id: " in text and message in text
+    edit(project, "smtp: local", f"smtp: local\nlist_id: {value}")
+    text = refused(project)
+    assert f":{line_of(project, 'list_id:')}: list_id: " in text and message in text
 
 
 @pytest.mark.parametrize(
@@ -200,15 +174,15 @@ def test_list_id_must_be_ascii_and_dotted(project: Path, value: str, message: st
 )
 def test_unsubscribe_url_is_one_https_uri(project: Path, value: str, message: str) -> None:
     """An unsubscribe URL that could add a second List-Unsubscribe entry, or is not https, is refused."""
-    _edit(project, UNSUB_URL, f"  url: {value}")
-    assert f":{_line_of(project, '  url:')}: unsubscribe.url: {message}" in _refused(project)
+    edit(project, UNSUB_URL, f"  url: {value}")
+    assert f":{line_of(project, '  url:')}: unsubscribe.url: {message}" in refused(project)
 
 
 def test_unsubscribe_url_with_port_and_query_is_delivered_as_one_entry(
     project: Path, smtp_server
 ) -> None:
     """A legitimate URL with a port and a query gives one https entry, then the mailto."""
-    _edit(project, UNSUB_URL, "  url: https://cupw.example.org:8443/u?list=appeal&lang=en")
+    edit(project, UNSUB_URL, "  url: https://cupw.example.org:8443/u?list=appeal&lang=en")
     for delivered in _send(project, smtp_server):
         value = delivered.message["List-Unsubscribe"]
         https, mailto = value.split(", ")
@@ -230,13 +204,13 @@ def test_dkim_names_are_ascii_dns_names(
     key_path = tmp_path / "dkim.pem"
     key_path.write_text("not read at load time\n")
     names = {"domain": "cupw.example.org", "selector": "harkat2018", key: value}
-    _edit(
+    edit(
         project,
         "smtp: local",
         f"smtp: local\ndkim:\n  domain: {names['domain']}\n  selector: {names['selector']}\n"
         f"  key_path: {key_path}",
     )
-    assert f":{_line_of(project, f'  {key}:')}: dkim.{key}: {message}" in _refused(project)
+    assert f":{line_of(project, f'  {key}:')}: dkim.{key}: {message}" in refused(project)
 
 
 def test_sample_addresses_are_kept_as_written(project: Path) -> None:

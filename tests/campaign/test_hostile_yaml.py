@@ -7,36 +7,10 @@ import os
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
 from harkat_mail.campaign import load_campaign
-from harkat_mail.cli import main
-from harkat_mail.errors import ConfigError
 
-
-def _run(*args: str) -> tuple[int, str]:
-    result = CliRunner().invoke(main, list(args))
-    return result.exit_code, result.output
-
-
-def _edit(project: Path, old: str, new: str) -> Path:
-    text = project.read_text(encoding="utf-8")
-    assert old in text
-    project.write_text(text.replace(old, new), encoding="utf-8")
-    return project
-
-
-def _line_of(project: Path, needle: str) -> int:
-    for number, line in enumerate(project.read_text(encoding="utf-8").splitlines(), start=1):
-        if needle in line:
-            return number
-    raise AssertionError(needle)
-
-
-def _refused(project: Path) -> str:
-    with pytest.raises(ConfigError) as info:
-        load_campaign(project)
-    return str(info.value)
+from .helpers import edit, line_of, refused, run_cli
 
 
 def _one_line(out: str) -> str:
@@ -57,25 +31,25 @@ def _alias_bomb() -> str:
 
 def test_alias_bomb_is_one_line_through_the_cli(project: Path) -> None:
     """validate on a billion-laughs campaign exits 2 at once with one line naming file and line."""
-    _edit(project, "vars:\n", "vars:\n" + _alias_bomb())
-    code, out = _run("validate", str(project))
+    edit(project, "vars:\n", "vars:\n" + _alias_bomb())
+    code, out = run_cli("validate", str(project))
     assert code == 2
-    line = _line_of(project, "  b: &b")
+    line = line_of(project, "  b: &b")
     assert _one_line(out).startswith(f"harkat-mail: {project}:{line}: vars.b.0: *a repeats a list")
     assert "aliases to lists and maps are refused" in out
 
 
-def test_recursive_alias_is_refused(project: Path) -> None:
+def test_recursive_alias_isrefused(project: Path) -> None:
     """A map that contains an alias to itself is refused instead of recursing forever."""
-    _edit(project, "vars:\n", "vars: &v\n  self: *v\n")
-    message = _refused(project)
-    assert f"sept2018.yaml:{_line_of(project, 'self: *v')}: vars.self: *v repeats" in message
+    edit(project, "vars:\n", "vars: &v\n  self: *v\n")
+    message = refused(project)
+    assert f"sept2018.yaml:{line_of(project, 'self: *v')}: vars.self: *v repeats" in message
 
 
 def test_alias_to_a_plain_value_still_works(project: Path) -> None:
     """An anchor on one value, reused with an alias, loads as that value (only lists/maps are refused)."""
-    _edit(project, "  contact: solidarity@", "  contact: &solidarity solidarity@")
-    _edit(
+    edit(project, "  contact: solidarity@", "  contact: &solidarity solidarity@")
+    edit(
         project,
         'reply_to: "CUPW Solidarity <solidarity@cupw.example.org>"',
         "reply_to: *solidarity",
@@ -95,53 +69,53 @@ def test_alias_to_a_plain_value_still_works(project: Path) -> None:
 )
 def test_unknown_tags_are_refused_naming_the_line(project: Path, value: str, shown: str) -> None:
     """A YAML tag other than the plain types is one error naming the tag, the key and its line."""
-    _edit(project, "vars:\n", f"vars:\n  hook: {value}\n")
-    message = _refused(project)
-    assert f"sept2018.yaml:{_line_of(project, 'hook:')}: vars.hook: the tag {shown} " in message
+    edit(project, "vars:\n", f"vars:\n  hook: {value}\n")
+    message = refused(project)
+    assert f"sept2018.yaml:{line_of(project, 'hook:')}: vars.hook: the tag {shown} " in message
     assert "is not allowed" in message
 
 
 def test_python_tag_is_one_line_through_the_cli(project: Path) -> None:
     """validate with !!python/name:os.system exits 2 with one line, not a constructor traceback."""
-    _edit(project, "vars:\n", "vars:\n  hook: !!python/name:os.system\n")
-    code, out = _run("validate", str(project))
+    edit(project, "vars:\n", "vars:\n  hook: !!python/name:os.system\n")
+    code, out = run_cli("validate", str(project))
     assert code == 2
-    line = _line_of(project, "hook:")
+    line = line_of(project, "hook:")
     assert _one_line(out).startswith(f"harkat-mail: {project}:{line}: vars.hook: the tag ")
 
 
-def test_deep_nesting_is_refused(project: Path) -> None:
+def test_deep_nesting_isrefused(project: Path) -> None:
     """5,000 nested lists are refused at level 50 with one line, not a RecursionError."""
-    _edit(project, "vars:\n", "vars:\n  deep: " + "[" * 5000 + "]" * 5000 + "\n")
-    code, out = _run("validate", str(project))
+    edit(project, "vars:\n", "vars:\n  deep: " + "[" * 5000 + "]" * 5000 + "\n")
+    code, out = run_cli("validate", str(project))
     assert code == 2
-    line = _line_of(project, "deep:")
+    line = line_of(project, "deep:")
     assert _one_line(out).startswith(f"harkat-mail: {project}:{line}: vars.deep.0.0")
     assert out.strip().endswith("nested more than 50 levels deep")
 
 
-def test_too_many_values_are_refused(project: Path) -> None:
+def test_too_many_values_arerefused(project: Path) -> None:
     """A list of more than 100,000 values is refused (a campaign needs a few dozen)."""
-    _edit(project, "vars:\n", "vars:\n  many: [" + "1," * 100_001 + "1]\n")
-    message = _refused(project)
-    assert f"sept2018.yaml:{_line_of(project, 'many:')}: vars.many." in message
+    edit(project, "vars:\n", "vars:\n  many: [" + "1," * 100_001 + "1]\n")
+    message = refused(project)
+    assert f"sept2018.yaml:{line_of(project, 'many:')}: vars.many." in message
     assert "more than 100,000 values in one file" in message
 
 
 def test_oversized_file_is_refused_before_parsing(project: Path) -> None:
     """A campaign file over 1 MB is refused by its size, naming the file."""
-    _edit(project, "vars:\n", "# " + "x" * 1_100_000 + "\nvars:\n")
-    message = _refused(project)
+    edit(project, "vars:\n", "# " + "x" * 1_100_000 + "\nvars:\n")
+    message = refused(project)
     assert message.startswith(f"{project}: 1,1") and "at most 1 MB" in message
 
 
 @pytest.mark.parametrize("kind", ["folder", "device", "pipe"])
-def test_a_path_that_is_not_a_regular_file_is_refused(tmp_path: Path, kind: str) -> None:
+def test_a_path_that_is_not_a_regular_file_isrefused(tmp_path: Path, kind: str) -> None:
     """A folder, /dev/zero or a FIFO as the campaign is one line saying what it is; nothing hangs."""
     path = {"folder": tmp_path, "device": Path("/dev/zero"), "pipe": tmp_path / "fifo"}[kind]
     if kind == "pipe":
         os.mkfifo(path)  # no writer: a plain open() would wait forever
-    code, out = _run("validate", str(path))
+    code, out = run_cli("validate", str(path))
     assert code == 2
     assert _one_line(out) == (
         f"harkat-mail: {path}: a {kind}, not a campaign file; give the path of a .yaml"
@@ -159,28 +133,28 @@ def test_values_that_cannot_be_read_name_their_line(
     project: Path, value: str, message: str
 ) -> None:
     """An impossible date or a 5,000-digit number is one error naming the key and line."""
-    _edit(project, "vars:\n", f"vars:\n  when: {value}\n")
-    assert f":{_line_of(project, 'when:')}: vars.when: {message}" in _refused(project)
+    edit(project, "vars:\n", f"vars:\n  when: {value}\n")
+    assert f":{line_of(project, 'when:')}: vars.when: {message}" in refused(project)
 
 
 def test_plain_equals_sign_is_text(project: Path) -> None:
     """A value written as a bare = is the text "=" (not YAML 1.1's value tag, which crashed)."""
-    _edit(project, "vars:\n", "vars:\n  separator: =\n")
+    edit(project, "vars:\n", "vars:\n  separator: =\n")
     assert load_campaign(project).vars["separator"] == "="
 
 
-def test_merge_keys_are_refused(project: Path) -> None:
+def test_merge_keys_arerefused(project: Path) -> None:
     """A '<<' merge key is refused by name instead of crashing or merging silently."""
-    _edit(project, "vars:\n", "vars:\n  <<: {donate_url: https://evil.example}\n")
-    message = _refused(project)
-    assert f":{_line_of(project, '<<:')}: vars: '<<' merge keys are not supported" in message
+    edit(project, "vars:\n", "vars:\n  <<: {donate_url: https://evil.example}\n")
+    message = refused(project)
+    assert f":{line_of(project, '<<:')}: vars: '<<' merge keys are not supported" in message
 
 
 def test_control_character_names_its_line(project: Path) -> None:
     """A control character in the file is refused with the line it is on."""
-    _edit(project, "  video_url:", "  video_url: \x07")
-    message = _refused(project)
-    assert f"sept2018.yaml:{_line_of(project, 'video_url')}: not valid YAML: " in message
+    edit(project, "  video_url:", "  video_url: \x07")
+    message = refused(project)
+    assert f"sept2018.yaml:{line_of(project, 'video_url')}: not valid YAML: " in message
 
 
 def test_file_that_is_not_utf8_names_its_line(project: Path) -> None:
@@ -188,7 +162,7 @@ def test_file_that_is_not_utf8_names_its_line(project: Path) -> None:
     data = project.read_bytes().replace(b"vars:\n", b"vars:\n  city: Montr\xe9al\n")
     project.write_bytes(data)
     line = next(n for n, row in enumerate(data.split(b"\n"), 1) if b"city:" in row)
-    assert _refused(project) == f"{project}:{line}: not UTF-8 text; save the file as UTF-8"
+    assert refused(project) == f"{project}:{line}: not UTF-8 text; save the file as UTF-8"
 
 
 @pytest.mark.parametrize(
@@ -211,14 +185,14 @@ def test_missing_or_empty_choices_read_well(
     project: Path, old: str, new: str, message: str
 ) -> None:
     """A missing or empty choice says what to write, never "got None"."""
-    _edit(project, old, new)
-    text = _refused(project)
+    edit(project, old, new)
+    text = refused(project)
     assert message in text and "None" not in text
 
 
 def test_missing_purpose_says_what_to_write(project: Path) -> None:
     """Without purpose the message explains the CASL choice and gives an example line."""
-    _edit(project, "purpose: commercial\n", "")
-    assert _refused(project).endswith(
+    edit(project, "purpose: commercial\n", "")
+    assert refused(project).endswith(
         "(CASL: fundraising, sales and paid events are commercial), e.g. purpose: informational"
     )
