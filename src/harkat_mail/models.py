@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +22,27 @@ def reason_label(reason: str) -> str:
         if reason.startswith(prefix):
             return prefix
     return reason
+
+
+def send_log_kind(location: str) -> Literal["postgresql", "file"]:
+    """Whether a send-log location is a PostgreSQL URL or a SQLite file path.
+
+    Scheme letters in any case count (``Postgresql://``); any other ``scheme://`` and libpq's
+    ``key=value`` form raise ``ValueError``: taken as a file name, they would start an empty
+    send log, and every member would be sent the message again.
+    """
+    text = location.strip()
+    scheme, sep, _ = text.partition("://")
+    if sep and scheme.lower() in ("postgresql", "postgres"):
+        return "postgresql"
+    if re.match(r"^[A-Za-z]:[\\/]", text):  # a Windows drive
+        return "file"
+    if sep or re.match(r"^[\w.+-]+:/", text):
+        kind = (scheme if sep else text.split(":", 1)[0])[:20]
+        raise ValueError(f"a {kind}: address is no send log; give a file or a postgresql:// URL")
+    if re.match(r"^[a-z_]+\s*=", text):
+        raise ValueError("libpq's key=value form is not accepted; write a postgresql:// URL")
+    return "file"
 
 
 class State(enum.StrEnum):

@@ -18,6 +18,7 @@ from ..models import (
     ListConfig,
     RetryPolicy,
     UnsubscribeConfig,
+    send_log_kind,
 )
 from .headers import dns_name, https_url
 from .headers import list_id as check_list_id
@@ -211,10 +212,14 @@ def _list_id(r: Reader, top: Mapping[str, Any], name: str, sender: str) -> str:
 def _send_log(r: Reader, value: object) -> Path | str:
     """A SQLite file (relative to the YAML) or a ``postgresql://`` URL (no password in it)."""
     text = r.text(value, ("send_log",))
-    if not text.startswith(("postgresql://", "postgres://")):
+    try:
+        kind = send_log_kind(text)
+    except ValueError as why:
+        raise r.doc.error(("send_log",), str(why)) from None
+    if kind == "file":
         return r.path(text, ("send_log",))
     parts = urlsplit(text)
-    if parts.password or "password=" in parts.query.lower():
+    if parts.password or "password" in parts.query.lower():
         raise r.doc.error(
             ("send_log",),
             "never put the password in the URL; use PGPASSWORD, ~/.pgpass or PGSERVICEFILE",

@@ -8,17 +8,22 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..errors import SendLogError
+from ..models import send_log_kind
 from .asqlite import SqliteStore
 from .batched import BatchedLog
 from .protocol import Claim, RunInfo, RunRow, Store
 from .sqlite import SendLog
 
-POSTGRES_SCHEMES = ("postgresql://", "postgres://")
-
 
 def is_url(location: str | Path) -> bool:
-    """True for a PostgreSQL URL, False for a SQLite file path."""
-    return str(location).startswith(POSTGRES_SCHEMES)
+    """True for a PostgreSQL URL, False for a SQLite file path; refuses anything else."""
+    if isinstance(location, Path):
+        return False
+    try:
+        return send_log_kind(location) == "postgresql"
+    except ValueError as why:
+        raise SendLogError(f"send log: {why}") from None
 
 
 async def open_store(location: str | Path, read_only: bool = False) -> Store:
@@ -26,7 +31,8 @@ async def open_store(location: str | Path, read_only: bool = False) -> Store:
     if is_url(location):
         from .postgres import PostgresStore  # psycopg is loaded only when asked for
 
-        return await PostgresStore.open(str(location), read_only=read_only)
+        scheme, _, rest = str(location).strip().partition("://")
+        return await PostgresStore.open(f"{scheme.lower()}://{rest}", read_only=read_only)
     return SqliteStore(Path(location), read_only=read_only)
 
 

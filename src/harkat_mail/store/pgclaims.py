@@ -14,8 +14,7 @@ from psycopg import AsyncConnection
 from ..models import Grant, Limits
 from . import budget
 from .pgschema import BUDGET_LOCKS, NOW
-from .protocol import Change
-from .sqlite import _OUTCOME_STATE
+from .protocol import OUTCOME_STATE, Change
 
 Conn = AsyncConnection[Any]
 
@@ -46,7 +45,8 @@ CLAIM = (
 APPLY = (
     "WITH sending AS (UPDATE recipient SET state = 'sending', attempts = attempts + 1,"
     f" updated_at = {NOW} WHERE campaign = %(campaign)s AND run_id = %(run)s"
-    " AND key = ANY(%(sending)s::text[]) RETURNING key),"
+    " AND key = ANY(%(sending)s::text[])"
+    " AND key NOT IN (SELECT address FROM suppression) RETURNING key),"
     " verdict AS (UPDATE recipient r SET state = v.state, code = v.code, reply = v.reply,"
     f" next_attempt_at = v.retry_at, updated_at = {NOW},"
     " run_id = CASE WHEN v.state = 'deferred' THEN r.run_id END"
@@ -129,7 +129,7 @@ async def apply(conn: Conn, campaign: str, run_id: str, groups: list[list[Change
                 "run": run_id,
                 "sending": [change for change in group if isinstance(change, str)],
                 "keys": [result.key for result, _ in verdicts],
-                "states": [str(_OUTCOME_STATE[result.outcome]) for result, _ in verdicts],
+                "states": [str(OUTCOME_STATE[result.outcome]) for result, _ in verdicts],
                 "codes": [result.code for result, _ in verdicts],
                 "replies": [result.reply[:500] for result, _ in verdicts],
                 "retry_at": [retry_at for _, retry_at in verdicts],

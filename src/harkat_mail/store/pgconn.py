@@ -83,7 +83,7 @@ def connection_kwargs(url: str) -> dict[str, Any]:
         given = conninfo_to_dict(url)
     except psycopg.Error as exc:
         raise SendLogError(f"{location}: not a usable PostgreSQL URL ({_one_line(exc)})") from None
-    if "password" in given:  # spelt so that redact() missed it (pass%77ord=...): no query
+    if any("password" in key for key in given):  # pass%77ord=, sslpassword=...: no query
         raise SendLogError(f"{location.split('?', 1)[0]}: {NO_PASSWORD}")
     kwargs = {k: v for k, v in _DEFAULTS.items() if k not in given}
     kwargs["autocommit"] = True  # every multi-statement change opens its own transaction

@@ -39,8 +39,7 @@ from ..models import Contact, Grant, Limits, Rejected, State, reason_label
 from . import pgclaims, pgplan
 from .pgconn import POOL_TIMEOUT, connection_kwargs, describe, open_pool
 from .pgschema import NOW
-from .protocol import Change, Claim, RunInfo, RunRow
-from .sqlite import _COLUMNS, LOST, SUPPRESSED
+from .protocol import LOST, REPORT_COLUMNS, SUPPRESSED, Change, Claim, RunInfo, RunRow
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -49,9 +48,6 @@ Conn = AsyncConnection[Any]
 POOL_SIZE = 4  # a run's claims, batched writes, budget and lease renewals overlap a little
 RETRIES = 3  # attempts of a transaction that lost a deadlock
 PAGE = 5000  # rows() reads this many at a time, holding no connection in between
-# The reason of a row skipped because the store suppresses its address (sqlite.SUPPRESSED on
-# branch `claims`).
-
 # The pool logs each failed reconnection as a warning; with no logging set up, Python would
 # print them on stderr beside the one-line SendLogError that already says what happened.
 # A NullHandler stops that fallback and leaves logging set up by the application alone.
@@ -213,7 +209,7 @@ class PostgresStore:
     @_guarded
     async def expire(self, run_ids: Sequence[str]) -> None:
         """End these runs' leases now (their processes are known to be gone): the next claim
-        takes their rows over. (Added to the protocol on branch `claims` after this one.)"""
+        takes their rows over."""
         await self._count(
             "UPDATE run SET lease_until = 0 WHERE id = ANY(%s::text[]) AND finished_at IS NULL",
             (list(run_ids),),
@@ -249,8 +245,7 @@ class PostgresStore:
     async def skip_suppressed(self, campaign: str, run_id: str | None) -> list[str]:
         """Unsent rows whose address the store now suppresses become `skipped`; their keys.
 
-        ``run_id`` None: the rows no run holds; else the rows that run holds. (Added to the
-        protocol on branch `claims` after this one.)
+        ``run_id`` None: the rows no run holds; else the rows that run holds.
         """
         held = "run_id IS NULL" if run_id is None else "run_id = %(run)s"
         rows = await self._all(
@@ -365,7 +360,7 @@ class PostgresStore:
         where = "" if after is None else f" AND ({order}) > (%s, %s, %s)"
         async with self.pool.connection() as conn:
             cur = await conn.execute(
-                f"SELECT {_COLUMNS} FROM recipient WHERE campaign = %s{where}"
+                f"SELECT {REPORT_COLUMNS} FROM recipient WHERE campaign = %s{where}"
                 f" ORDER BY {order} LIMIT {PAGE}",
                 (campaign, *(after or ())),
             )

@@ -13,10 +13,23 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from ..models import Contact, DeliveryResult, Grant, Limits, Rejected
+from ..models import Contact, DeliveryResult, Grant, Limits, Outcome, Rejected, State
 
 # A state change: a key going to `sending`, or a verdict with the time of its next try.
 Change = str | tuple[DeliveryResult, float | None]
+# The report's columns in their order since before migrations (version 2 appended consent).
+REPORT_COLUMNS = (
+    "campaign, key, email, member_id, language, source, row, state, reason, attempts, code,"
+    " reply, message_id, consent, next_attempt_at, created_at, updated_at"
+)
+OUTCOME_STATE = {
+    Outcome.SENT: State.SENT,
+    Outcome.DEFERRED: State.DEFERRED,
+    Outcome.FAILED: State.FAILED,
+    Outcome.UNKNOWN: State.UNKNOWN,
+}
+SUPPRESSED = "suppressed: unsubscribed or bounced (recorded in the send log)"
+LOST = "another run took this run's rows over (its lease expired); this run stops"
 
 
 @dataclass(frozen=True)

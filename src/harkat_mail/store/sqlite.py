@@ -13,24 +13,21 @@ from ..errors import ClaimLost, SendLogError
 from ..models import Contact, Grant, Limits, Outcome, Rejected, State, reason_label
 from . import budget
 from .files import open_for_writing, open_read_only, sqlite_errors
-from .protocol import Change, Claim, RunInfo, RunRow
+from .protocol import (
+    LOST,
+    OUTCOME_STATE,
+    REPORT_COLUMNS,
+    SUPPRESSED,
+    Change,
+    Claim,
+    RunInfo,
+    RunRow,
+)
 from .schema import transaction
 
 # The report's columns in their order since before migrations (version 2 appended consent).
-_COLUMNS = (
-    "campaign, key, email, member_id, language, source, row, state, reason, attempts, code,"
-    " reply, message_id, consent, next_attempt_at, created_at, updated_at"
-)
-_OUTCOME_STATE = {
-    Outcome.SENT: State.SENT,
-    Outcome.DEFERRED: State.DEFERRED,
-    Outcome.FAILED: State.FAILED,
-    Outcome.UNKNOWN: State.UNKNOWN,
-}
 # Due: pending, unknown when asked for, deferred once its wait is over.
 _DUE = "state = ? OR state = ? OR (state = ? AND COALESCE(next_attempt_at, 0) <= ?)"
-SUPPRESSED = "suppressed: unsubscribed or bounced (recorded in the send log)"
-LOST = "another run took this run's rows over (its lease expired); this run stops"
 
 
 def _due_args(now: float, retry_unknown: bool) -> tuple[str, str, str, float]:
@@ -302,7 +299,9 @@ class SendLog:
                     key = change
                     cur = self.db.execute(
                         "UPDATE recipient SET state = ?, attempts = attempts + 1, updated_at = ?"
-                        " WHERE campaign = ? AND key = ? AND run_id = ?",
+                        " WHERE campaign = ? AND key = ? AND run_id = ?"
+                        # Unsubscribed while this run held the row: refused, never sent.
+                        " AND key NOT IN (SELECT address FROM suppression)",
                         (State.SENDING, now, campaign, key, run_id),
                     )
                 else:
@@ -313,7 +312,7 @@ class SendLog:
                         "UPDATE recipient SET state = ?, code = ?, reply = ?, next_attempt_at = ?,"
                         " updated_at = ?, run_id = ? WHERE campaign = ? AND key = ? AND run_id = ?",
                         (
-                            _OUTCOME_STATE[result.outcome],
+                            OUTCOME_STATE[result.outcome],
                             result.code,
                             result.reply[:500],
                             retry_at,
@@ -400,7 +399,7 @@ class SendLog:
         """Every recipient row of a campaign, as plain dicts, in input order."""
         with sqlite_errors(self.path):  # a generator: errors surface while it is read
             cur = self.db.execute(
-                f"SELECT {_COLUMNS} FROM recipient WHERE campaign = ? ORDER BY source, row",
+                f"SELECT {REPORT_COLUMNS} FROM recipient WHERE campaign = ? ORDER BY source, row",
                 (campaign,),
             )
             names = [d[0] for d in cur.description]
