@@ -186,3 +186,38 @@ def test_a_send_log_url_in_the_yaml_is_where_send_and_status_go(
     rows = [r for r in json.loads(report.stdout) if r["state"] != "skipped"]
     assert report.returncode == 0 and len(rows) == 30
     assert all(r["state"] == "sent" and r["message_id"].startswith("<") for r in rows)
+
+
+@pytest.mark.slow
+def test_a_run_stalled_past_its_lease_never_sends_what_another_run_took(
+    tmp_path: Path, project: Path, smtp_server, send_log: str
+) -> None:
+    """SIGSTOP past the lease, another run takes over with --retry-unknown, SIGCONT: one copy."""
+    server, handler = smtp_server(slowpoke=("data-cmd", "slow:1.5", 1))
+    campaign = _project(tmp_path, project, server.port, rate=100000, count=20)
+    text = campaign.read_text(encoding="utf-8").replace("connections: 4", "connections: 1")
+    campaign.write_text(text + "lease: 2\n", encoding="utf-8")
+    # member10 is the slow one: rename it so the rule above matches only it.
+    members = tmp_path / "lists" / "big.csv"
+    members.write_text(
+        members.read_text(encoding="utf-8").replace("member10@", "slowpoke10@"), encoding="utf-8"
+    )
+    stalled = _start(campaign, send_log)
+    deadline = time.monotonic() + 30
+    while handler.rcpt_calls["slowpoke10@example.org"] == 0:
+        assert stalled.poll() is None and time.monotonic() < deadline
+        time.sleep(0.005)
+    stalled.send_signal(signal.SIGSTOP)  # waiting for the 354: the row is `sending`
+    time.sleep(3.5)  # past the 2 s lease
+    other = _start(campaign, send_log, "--retry-unknown")
+    other_out, other_err = other.communicate(timeout=60)
+    stalled.send_signal(signal.SIGCONT)
+    _, err = stalled.communicate(timeout=60)
+    # The stalled run wakes up holding a 354 for a member another run may now hold: it must
+    # cut the session before the dot, never deliver a second copy.
+    assert handler.copies("slowpoke10@example.org") <= 1
+    if ": delivered " in other_out and _delivered(other_out) > 0:  # the other run took over
+        assert stalled.returncode == 2, (err, other_out)
+        assert "lease" in err or "took this run's rows over" in err, err
+    else:  # SQLite: stopped inside a write, the stalled run kept the lock; nobody took over
+        assert "busy" in other_err, (other_out, other_err)

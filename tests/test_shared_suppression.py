@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 import urllib.request
 from pathlib import Path
 
 from harkat_mail.mail.tokens import Signer
+from harkat_mail.store import open_store
 from harkat_mail.web.unsubscribe import ServerThread, StoreRecord, make_app
 
 from .conftest import UNSUBSCRIBE_SECRET
@@ -44,3 +47,30 @@ def test_an_unsubscribe_in_the_send_log_skips_the_member_everywhere(
     assert handler.copies(leaving) == 0 and len(handler.messages) == 39
     assert _states(send_log).get(leaving) is None  # skipped rows are not among the sendable
     assert "1 suppressed" in out
+
+
+def test_an_unsubscribe_while_a_run_holds_the_member_stops_that_message(
+    tmp_path: Path, project: Path, smtp_server, send_log: str  # noqa: F811
+) -> None:
+    """Unsubscribed after the run claimed them: never sent, and later runs skip them too."""
+    server, handler = smtp_server()
+    campaign = _project(tmp_path, project, server.port, rate=10, count=30)
+    running = _start(campaign, send_log)
+    while len(handler.messages) < 3:
+        assert running.poll() is None
+        time.sleep(0.01)
+    leaving = "member25@example.org"  # claimed with the first batch, not yet sent
+
+    async def unsubscribe() -> None:
+        store = await open_store(send_log)
+        try:
+            await store.add_suppression(leaving, "unsubscribed", LIST_ID)
+        finally:
+            await store.close()
+
+    asyncio.run(unsubscribe())
+    running.communicate(timeout=60)
+    again = _start(campaign, send_log)
+    again.communicate(timeout=60)
+    assert handler.copies(leaving) == 0
+    assert all(handler.copies(f"member{i}@example.org") == 1 for i in range(30) if i != 25)

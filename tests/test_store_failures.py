@@ -122,3 +122,38 @@ def test_postgresql_stopped_mid_run_stops_the_run_with_one_line(
     sent = [e for e, s in recorded.items() if s == "sent"]
     assert sent and all(handler.copies(e) == 1 for e in sent)
     _check_resume(campaign, postgres_db, handler)
+
+
+@pytest.mark.slow
+def test_a_sqlite_log_deleted_mid_run_stops_the_run(
+    tmp_path: Path, project: Path, smtp_server
+) -> None:
+    """The log file removed under a running send: it stops with one line instead of going on."""
+    server, handler = smtp_server()
+    campaign = _project(tmp_path, project, server.port, rate=200, count=MEMBERS)
+    send_log = tmp_path / "outbox" / "doomed.sqlite"
+    proc = _start(campaign, str(send_log))
+    _wait_for(handler, 100, proc)
+    for path in send_log.parent.glob("doomed.sqlite*"):
+        path.unlink()
+    _check_stopped_cleanly(proc, str(send_log), "removed or replaced")
+    assert len(handler.messages) < MEMBERS
+
+
+@pytest.mark.slow
+def test_a_budget_that_cannot_be_read_stops_the_run_instead_of_hanging(
+    tmp_path: Path, project: Path, smtp_server
+) -> None:
+    """The shared rate's store locked past the busy timeout: one line and an exit, no hang."""
+    server, handler = smtp_server()
+    campaign = _project(tmp_path, project, server.port, rate=5, count=100)
+    send_log = str(tmp_path / "outbox" / "budget.sqlite")
+    proc = _start(campaign, send_log)
+    _wait_for(handler, 5, proc)
+    blocker = sqlite3.connect(send_log, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")
+    try:
+        _check_stopped_cleanly(proc, send_log, "busy")
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()

@@ -132,3 +132,15 @@ def test_send_log_takes_a_postgresql_url_but_never_its_password(project: Path) -
     with pytest.raises(ConfigError, match="send_log: never put the password in the URL") as raised:
         load_campaign(project)
     assert "s3cret" not in str(raised.value)
+
+
+@pytest.mark.parametrize("value", [".nan", ".inf", "0.001", "0", "-5", "7200", "'60'"])
+def test_lease_must_be_a_sensible_number_of_seconds(project: Path, value: str) -> None:
+    """lease: NaN, infinity, a blink or a day is refused naming the key; 60 and 2 load."""
+    text = project.read_text(encoding="utf-8")
+    project.write_text(text + f"lease: {value}\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="lease: expected"):
+        load_campaign(project)
+    for good in ("60", "2"):
+        project.write_text(text + f"lease: {good}\n", encoding="utf-8")
+        assert load_campaign(project).lease == float(good)

@@ -58,3 +58,20 @@ def test_scheme_case_does_not_matter(project: Path, smtp_server, postgres_db: st
         sent = db.execute("SELECT COUNT(*) FROM recipient WHERE state = 'sent'").fetchone()
     assert sent is not None and sent[0] == len(handler.messages) > 0
     assert send_log_kind("Postgres://harkat@db.example.org/harkat") == "postgresql"
+
+
+def test_status_on_a_shared_store_that_never_saw_the_campaign_exits_2(
+    project: Path, postgres_db: str
+) -> None:
+    """A send log holding other campaigns only: status says nothing was sent, exit 2."""
+    import asyncio
+
+    from harkat_mail.store import open_store
+
+    async def create() -> None:
+        store = await open_store(postgres_db)  # the schema, and no row of this campaign
+        await store.close()
+
+    asyncio.run(create())
+    result = CliRunner().invoke(main, ["status", str(project), "--send-log", postgres_db])
+    assert result.exit_code == 2 and "nothing has been sent" in result.output, result.output

@@ -209,6 +209,14 @@ def _list_id(r: Reader, top: Mapping[str, Any], name: str, sender: str) -> str:
         ) from None
 
 
+def _lease(r: Reader, value: object) -> float:
+    """Seconds a silent run keeps its members: long enough to renew, short enough to recover."""
+    seconds = r.number(value, ("lease",))
+    if not 1 <= seconds <= 3600:  # also refuses .nan and .inf
+        raise r.doc.error(("lease",), f"expected seconds from 1 to 3600, got {value!r}")
+    return seconds
+
+
 def _send_log(r: Reader, value: object) -> Path | str:
     """A SQLite file (relative to the YAML) or a ``postgresql://`` URL (no password in it)."""
     text = r.text(value, ("send_log",))
@@ -298,5 +306,5 @@ def load_campaign(path: str | Path) -> Campaign:
         purpose="commercial" if purpose == "commercial" else "informational",
         identification=_identification(r, top.get("identification"), purpose),
         dkim=_dkim(r, top.get("dkim")),
-        lease=r.number(top.get("lease", 60), ("lease",)),
+        lease=_lease(r, top.get("lease", 60)),
     )

@@ -12,6 +12,7 @@ import click
 
 from .. import run
 from ..campaign import load_campaign
+from ..errors import SendLogError
 from ..lists import load_contacts
 from ..models import ListConfig, reason_label
 from ..reports import export, status_lines, write_file, write_rejects
@@ -67,6 +68,11 @@ def status(campaign_file: Path, send_log: str | None) -> None:
             await store.close()
 
     counts, skipped, errors, runs = asyncio.run(read())  # no log yet: exit 2, create none
+    if not counts:  # a shared store that never saw this campaign
+        raise SendLogError(
+            f"{send_log or campaign.send_log}: no send log for {campaign.name}: nothing has been "
+            "sent for this campaign yet"
+        )
     click.echo("\n".join(status_lines(campaign.name, counts, skipped)))
     if runs:
         click.echo("runs:")

@@ -89,8 +89,8 @@ def dkim_key(key_file: Path, selector: str, domain: str) -> None:
     "--send-log",
     "send_log",
     metavar="PATH|URL",
-    help="Record unsubscribes in this send log (e.g. the postgresql:// URL every sending "
-    "machine uses) instead of the project's suppression.txt.",
+    help="Also record unsubscribes in this send log (e.g. the postgresql:// URL every sending "
+    "machine uses), besides the project's suppression.txt.",
 )
 @clean_errors
 def unsubscribe_server(
@@ -108,8 +108,12 @@ def unsubscribe_server(
             "the unsubscribe server needs aiohttp: pip install 'harkat-mail[unsubscribe]'"
         ) from None
     signer = Signer(secret_from_env(secret_env, required=True))
-    record = StoreRecord(send_log) if send_log else project.resolve() / "suppression.txt"
-    where = send_log or record
-    server = ServerThread(make_app(signer, record), host, port).start()
+    suppression = project.resolve() / "suppression.txt"
+    if send_log:  # both: every machine reads the store, and this project's file still applies
+        app = make_app(signer, suppression, StoreRecord(send_log))
+        where = f"{suppression} and {send_log}"
+    else:
+        app, where = make_app(signer, suppression), str(suppression)
+    server = ServerThread(app, host, port).start()
     click.echo(f"unsubscribe server on http://{host}:{server.port}, recording to {where}")
     until_interrupted(server.stop)

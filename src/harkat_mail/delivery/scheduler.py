@@ -35,6 +35,9 @@ class DeliveryHooks:
     sending: Callable[[OutgoingMessage], Awaitable[None]]
     result: Callable[[DeliveryResult, float | None], None]  # verdict, next try (deferred)
     notice: Callable[[str], None] = lambda _: None
+    # Asked right before DATA and before the final dot: False (e.g. the run's lease is about
+    # to run out, so another run may take the member over) and the message is not sent.
+    may_send: Callable[[], bool] = lambda: True
 
 
 @dataclass
@@ -52,6 +55,7 @@ class _Run:
     started: float = field(default_factory=time.monotonic)
     sent: int = 0
     stop_reason: str = ""
+    failure: BaseException | None = None  # a hook or the budget failed: raised at the end
 
     def finish_one(self) -> None:
         self.outstanding -= 1
@@ -167,24 +171,29 @@ async def deliver(
                     continue
                 try:
                     await limiter.wait()
+                    try:
+                        result = await session.send(message, hooks.sending, hooks.may_send)
+                        connect_failures = 0
+                    except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+                        connect_failures += 1
+                        code = getattr(exc, "code", None)
+                        reason = f"cannot open a session with {config.describe()}: {exc}"
+                        if connect_failures >= MAX_CONNECT_FAILURES or _is_fatal(exc):
+                            run.stop_reason = reason
+                            stop.set()
+                        # A session that cannot be opened says nothing about this recipient.
+                        result = DeliveryResult(message.key, Outcome.DEFERRED, code, reason)
+                    settle(message, result)
                 except CapReached as exc:
                     run.stop_reason = str(exc)
                     stop.set()
                     run.finish_one()
-                    continue
-                try:
-                    result = await session.send(message, hooks.sending)
-                    connect_failures = 0
-                except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
-                    connect_failures += 1
-                    code = getattr(exc, "code", None)
-                    reason = f"cannot open a session with {config.describe()}: {exc}"
-                    if connect_failures >= MAX_CONNECT_FAILURES or _is_fatal(exc):
-                        run.stop_reason = reason
-                        stop.set()
-                    # A session that cannot be opened says nothing about this recipient.
-                    result = DeliveryResult(message.key, Outcome.DEFERRED, code, reason)
-                settle(message, result)
+                except Exception as exc:  # the budget or a hook failed (the send log, say):
+                    # stop taking messages, let the others finish, and raise it at the end.
+                    # The message was not sent: its row is left as it was.
+                    run.failure = run.failure or exc
+                    stop.set()
+                    run.finish_one()
         finally:
             await session.drop(polite=True)
 
@@ -206,6 +215,8 @@ async def deliver(
     if feeder.done() and not feeder.cancelled() and feeder.exception() is not None:
         raise feeder.exception()  # type: ignore[misc]  # rendering broke: say so, loudly
     feeder.cancel()
+    if run.failure is not None:
+        raise run.failure
     if run.stop_reason and "cannot open a session" in run.stop_reason and run.sent == 0:
         raise DeliveryError(f"{run.stop_reason}; nothing was sent")
     return run.stop_reason

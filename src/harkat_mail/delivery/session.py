@@ -115,7 +115,10 @@ class Session:
             await self.drop(polite=False)
 
     async def send(
-        self, message: OutgoingMessage, on_sending: Callable[[OutgoingMessage], Awaitable[None]]
+        self,
+        message: OutgoingMessage,
+        on_sending: Callable[[OutgoingMessage], Awaitable[None]],
+        may_send: Callable[[], bool] = lambda: True,
     ) -> DeliveryResult:
         """One transaction; the verdict for this message (session errors are raised)."""
         client = await self.ensure()
@@ -127,7 +130,7 @@ class Session:
             except HarkatError as exc:  # the send log refused or failed: no DATA without it
                 await self._reset(client)
                 return DeliveryResult(message.key, Outcome.LOST, None, str(exc))
-            response = await send_data(client, message.data, self.config.timeout)
+            response = await send_data(client, message.data, self.config.timeout, may_send)
             return DeliveryResult(message.key, Outcome.SENT, response.code, response.message)
         except aiosmtplib.SMTPResponseException as exc:
             if exc.code == 421:  # the server is closing this session: no RSET, reconnect

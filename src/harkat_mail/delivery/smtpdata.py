@@ -11,6 +11,7 @@ command API, so pyproject.toml bounds aiosmtplib's version and tests/delivery pi
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 import aiosmtplib
 
@@ -30,12 +31,19 @@ def dot_stuff(data: bytes) -> bytes:
 
 
 async def send_data(
-    client: aiosmtplib.SMTP, data: bytes, timeout: float | None
+    client: aiosmtplib.SMTP,
+    data: bytes,
+    timeout: float | None,
+    may_send: Callable[[], bool] = lambda: True,
 ) -> aiosmtplib.SMTPResponse:
     """DATA, the message, the final dot; the 250 reply, or an exception saying which side.
 
-    A reply other than 354 or 250 raises ``SMTPDataError`` with the relay's code.
+    A reply other than 354 or 250 raises ``SMTPDataError`` with the relay's code. ``may_send``
+    is asked before DATA and again before the dot (a reply can take long): when it says no,
+    the session is cut before the dot, so the relay discards the message (``Undelivered``).
     """
+    if not may_send():
+        raise Undelivered("not sent: this run may no longer hold the member")
     start = await client.execute_command(b"DATA")
     if start.code != 354:
         raise aiosmtplib.SMTPDataError(start.code, start.message)
@@ -49,6 +57,9 @@ async def send_data(
         raise Undelivered(f"connection lost before the final dot ({exc})") from exc
     if not client.is_connected:
         raise Undelivered("connection lost before the final dot")
+    if not may_send():
+        client.close()  # no dot: the relay drops what it has of the message
+        raise Undelivered("not sent: this run may no longer hold the member")
     try:
         protocol.write(b".\r\n")
         response = await protocol.read_response(timeout=timeout)

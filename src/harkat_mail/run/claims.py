@@ -8,6 +8,8 @@ alive; if it is ever lost (the run stalled and another took its rows over) the r
 from __future__ import annotations
 
 import asyncio
+import inspect
+import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -15,6 +17,7 @@ from dataclasses import dataclass
 from ..errors import ClaimLost, HarkatError, SendLogError
 from ..models import Contact, Grant, Limits, OutgoingMessage, SmtpConfig
 from ..store import Store
+from ..store.protocol import LOST
 from .prepare import Prepared
 from .renderpool import Rendered, Renderers
 
@@ -46,47 +49,74 @@ async def claimed_messages(
     by_key = {contact.key: contact for contact in prepared.contacts.contacts}
     ahead: deque[tuple[list[Contact], Awaitable[Sequence[Rendered]]]] = deque()
     more = True
-    while True:
-        while more and len(ahead) < renderers.depth and not stop.is_set():
-            want = CLAIM_BATCH if limit is None else min(CLAIM_BATCH, limit - counts.claimed)
-            claims = await store.claim(campaign, run_id, want, retry_unknown) if want > 0 else []
-            if not claims:
-                more = False
-                break
-            counts.claimed += len(claims)
-            # Unsubscribed (on any machine sharing this store) since planning: not sent.
-            gone = set(await store.skip_suppressed(campaign, run_id))
-            claims = [c for c in claims if c.key not in gone]
-            # A member this run's list lacks (suppressed here since planning, say) is given
-            # back rather than sent on another run's say-so.
-            foreign = [c.key for c in claims if c.key not in by_key]
-            if foreign:
-                await store.release(campaign, run_id, foreign)
-                counts.released += len(foreign)
-            batch = [by_key[c.key] for c in claims if c.key in by_key]
-            attempts.update((c.key, c.attempts) for c in claims)
-            ahead.append((batch, renderers.submit(batch)))
-        if not ahead:
-            return
-        _, pending = ahead.popleft()
-        for count, item in enumerate(await pending, start=1):
-            if isinstance(item, OutgoingMessage):
-                yield item
-            else:
-                on_error(*item)
-            if count % 32 == 0:
-                await asyncio.sleep(0)
+    try:
+        while True:
+            while more and len(ahead) < renderers.depth and not stop.is_set():
+                left = CLAIM_BATCH if limit is None else limit - counts.claimed
+                want = min(CLAIM_BATCH, left)
+                claims = await store.claim(campaign, run_id, want, retry_unknown) if want else []
+                if not claims:
+                    more = False
+                    break
+                counts.claimed += len(claims)
+                # Unsubscribed (on any machine sharing this store) since planning: not sent.
+                gone = set(await store.skip_suppressed(campaign, run_id))
+                claims = [c for c in claims if c.key not in gone]
+                # A member this run's list lacks (suppressed here since planning, say) is given
+                # back rather than sent on another run's say-so.
+                foreign = [c.key for c in claims if c.key not in by_key]
+                if foreign:
+                    await store.release(campaign, run_id, foreign)
+                    counts.released += len(foreign)
+                batch = [by_key[c.key] for c in claims if c.key in by_key]
+                attempts.update((c.key, c.attempts) for c in claims)
+                ahead.append((batch, renderers.submit(batch)))
+            if not ahead:
+                return
+            _, pending = ahead.popleft()
+            for count, item in enumerate(await pending, start=1):
+                if isinstance(item, OutgoingMessage):
+                    yield item
+                else:
+                    on_error(*item)
+                if count % 32 == 0:
+                    await asyncio.sleep(0)
+    finally:
+        for _, pending in ahead:  # stopped early: close the renders nobody will await
+            if inspect.iscoroutine(pending):
+                pending.close()
+
+
+class Lease:
+    """This run's own view of its lease: until when it may still hand a message over.
+
+    Other runs take the rows over once the stored lease has run out; this run stops handing
+    messages to the relay a quarter lease before that, counted from when its last successful
+    renewal was asked for, so a run stalled past its lease (a suspended laptop, a stopped
+    process) never sends what another run now holds.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.valid_until = time.monotonic() + seconds * 0.75
+
+    def renewed(self, asked_at: float) -> None:
+        self.valid_until = asked_at + self.seconds * 0.75
+
+    def valid(self) -> bool:
+        return time.monotonic() < self.valid_until
 
 
 async def keep_lease(
-    store: Store, run_id: str, lease: float, on_failure: Callable[[HarkatError], None]
+    store: Store, run_id: str, lease: Lease, on_failure: Callable[[HarkatError], None]
 ) -> None:
     """Renew the lease every quarter lease until cancelled; report a loss or a store failure."""
     while True:
-        await asyncio.sleep(lease / 4)
+        await asyncio.sleep(lease.seconds / 4)
+        asked = time.monotonic()
         try:
-            if not await store.renew(run_id, lease):
-                on_failure(ClaimLost(f"{store.location}: another run took this run's rows over"))
+            if not await store.renew(run_id, lease.seconds):
+                on_failure(ClaimLost(f"{store.location}: {LOST}"))
                 return
         except HarkatError as exc:
             on_failure(exc)
@@ -94,6 +124,7 @@ async def keep_lease(
         except Exception as exc:  # the store's own failure, whatever it is: one line
             on_failure(SendLogError(f"{store.location}: {type(exc).__name__}: {exc}"))
             return
+        lease.renewed(asked)
 
 
 class SharedBudget:

@@ -8,12 +8,32 @@ still expires.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import os
 import socket
+import uuid
+from pathlib import Path
 
 from ..store import Store
 
-HOST = socket.gethostname()
+
+def _machine() -> str:
+    """Which machine and process namespace this is: a host name alone is not enough (cloned
+    VMs and containers share names while their process ids are their own)."""
+    parts = []
+    for path in ("/etc/machine-id", "/proc/sys/kernel/random/boot_id"):
+        with contextlib.suppress(OSError):
+            parts.append(Path(path).read_text(encoding="ascii").strip())
+    with contextlib.suppress(OSError):
+        parts.append(str(os.stat("/proc/self/ns/pid").st_ino))
+    if not parts:  # nothing to tell machines apart by: never take over by liveness
+        parts.append(uuid.uuid4().hex)
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:8]
+
+
+# What a run records as its host: the name people know, and the machine it really is.
+HOST = f"{socket.gethostname()} [{_machine()}]"
 
 
 def _alive(pid: int) -> bool:

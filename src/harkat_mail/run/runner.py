@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import os
 import signal
-import socket
 import time
 import uuid
 from collections import Counter
@@ -24,7 +23,8 @@ from ..errors import HarkatError, SendLogError
 from ..models import DeliveryResult, Outcome, OutgoingMessage, RunSummary, SmtpConfig
 from ..store import BatchedLog, RunInfo, Store
 from . import renderpool
-from .claims import ClaimCounts, budget_for, claimed_messages, keep_lease
+from .claims import ClaimCounts, Lease, budget_for, claimed_messages, keep_lease
+from .liveness import HOST
 from .prepare import Prepared
 from .progress import Progress
 from .renderpool import Renderers
@@ -74,7 +74,7 @@ async def run_send(
     """
     campaign = prepared.campaign
     lease = campaign.lease if lease is None else lease
-    run = RunInfo(uuid.uuid4().hex, campaign.name, socket.gethostname(), os.getpid(), lease)
+    run = RunInfo(uuid.uuid4().hex, campaign.name, HOST, os.getpid(), lease)
     tally = _Tally()
     total = min(due, limit) if limit is not None else due
     stop = asyncio.Event()
@@ -106,12 +106,21 @@ async def run_send(
         tally.add(result)
         progress(tally.snapshot(total))
 
+    def may_send() -> bool:
+        # Past the local lease deadline another run may hold the member: hand nothing over.
+        if held.valid():
+            return True
+        fail(SendLogError(f"{store.location}: this run could not renew its lease in time; "
+                          "it stops, and its members go to the next run"))
+        return False
+
     def not_rendered(key: str, error: str) -> None:
         on_result(DeliveryResult(key, Outcome.FAILED, None, f"not rendered: {error}"), None)
 
     loop = asyncio.get_running_loop()
     await store.start_run(run)
-    renewer = asyncio.create_task(keep_lease(store, run.id, lease, fail))
+    held = Lease(lease)
+    renewer = asyncio.create_task(keep_lease(store, run.id, held, fail))
     with contextlib.suppress(NotImplementedError, RuntimeError):
         loop.add_signal_handler(signal.SIGINT, on_interrupt)
     threshold = renderpool.POOL_FROM if pool_from is None else pool_from
@@ -122,7 +131,7 @@ async def run_send(
                 store, prepared, run.id, renderers, stop, attempts, not_rendered, claims,
                 limit, retry_unknown,
             )
-            hooks = DeliveryHooks(on_sending, on_result, say)
+            hooks = DeliveryHooks(on_sending, on_result, say, may_send)
             stopped_because = await deliver(
                 relay, campaign.retry, source, hooks, stop, attempts, budget_for(store, relay)
             )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from functools import wraps
@@ -49,6 +50,11 @@ def _guarded(method: Callable[Concatenate[SendLog, P], R]) -> Callable[Concatena
     return wrapper
 
 
+def _identity(path: Path) -> tuple[int, int]:
+    info = os.stat(path)
+    return info.st_dev, info.st_ino
+
+
 class SendLog:
     """One SQLite file in WAL mode; every state change is its own committed transaction."""
 
@@ -57,6 +63,20 @@ class SendLog:
         self.path = path
         with sqlite_errors(path):
             self.db = open_read_only(path) if read_only else open_for_writing(path)
+            self.identity = _identity(path)
+
+    def _same_file(self) -> None:
+        """Refuse to go on when the file at the path is no longer the one this run writes:
+        deleted or replaced mid-run, a later run would start over and send everyone again."""
+        try:
+            now = _identity(self.path)
+        except OSError:
+            now = None
+        if now != self.identity:
+            raise SendLogError(
+                f"{self.path}: the send log was removed or replaced while this run used it; "
+                "stop every run on it and restore the file before sending again"
+            )
 
     @_guarded
     def close(self) -> None:
@@ -166,6 +186,7 @@ class SendLog:
     @_guarded
     def renew(self, run_id: str, lease: float) -> bool:
         """Extend the lease; False when the run was taken over (its rows are no longer its)."""
+        self._same_file()
         cur = self.db.execute(
             "UPDATE run SET lease_until = ? WHERE id = ? AND taken_over = 0"
             " AND finished_at IS NULL",
@@ -227,6 +248,7 @@ class SendLog:
     @_guarded
     def claim(self, campaign: str, run_id: str, limit: int, retry_unknown: bool) -> list[Claim]:
         """Up to ``limit`` due rows nobody holds, in list order, now held by ``run_id``."""
+        self._same_file()
         now = time.time()
         with transaction(self.db):
             self._take_over(campaign, now)
@@ -291,6 +313,7 @@ class SendLog:
         ``sending`` is committed before DATA; a verdict releases the row, but a deferral that
         this run will retry stays held. Returns the keys refused (the claim was lost).
         """
+        self._same_file()
         refused: list[str] = []
         now = time.time()
         with transaction(self.db):

@@ -123,12 +123,14 @@ class StoreRecord:
             await self.store.close()
 
 
-def make_app(signer: Signer, record: Path | FileRecord | StoreRecord) -> web.Application:
+def make_app(signer: Signer, *records: Path | FileRecord | StoreRecord) -> web.Application:
     """The application: any path, token in the ``t`` query parameter.
 
-    ``record``: the suppression file (a path), or a send log shared by every sending machine.
+    ``records``: where an unsubscribe is written, every one of them: the project's suppression
+    file (a path), and a send log shared by every sending machine.
     """
-    where = FileRecord(record) if isinstance(record, Path) else record
+    where = [FileRecord(r) if isinstance(r, Path) else r for r in records]
+    names = ", ".join(w.where for w in where)
 
     def subscription(request: web.Request) -> Subscription:
         try:
@@ -139,7 +141,7 @@ def make_app(signer: Signer, record: Path | FileRecord | StoreRecord) -> web.App
     async def confirm(request: web.Request) -> web.Response:
         named = subscription(request)
         try:
-            already = await where.contains(named.address)
+            already = any([await w.contains(named.address) for w in where])
         except (HarkatError, OSError):
             already = False  # the page only asks; the POST reports a failure to record
         return _page(named, "already" if already else "ask", form=not already)
@@ -152,19 +154,21 @@ def make_app(signer: Signer, record: Path | FileRecord | StoreRecord) -> web.App
                 text="expected the form field List-Unsubscribe=One-Click\n", headers=_HEADERS
             )
         try:
-            await where.add(named.address, named.list_id)
+            for record in where:
+                await record.add(named.address, named.list_id)
         except (HarkatError, OSError) as exc:
             # Not recorded: say so (a mail provider retries a failed one-click POST); the log
             # line names where and the cause, never the address.
-            log.error("unsubscribe not recorded in %s: %s", where.where, type(exc).__name__)
+            log.error("unsubscribe not recorded in %s: %s", names, type(exc).__name__)
             raise web.HTTPServiceUnavailable(text=NOT_RECORDED, headers=_HEADERS) from None
         return _page(named, "done", form=False)
 
     app = web.Application(client_max_size=16 * 1024)
     app.router.add_get("/{tail:.*}", confirm)
     app.router.add_post("/{tail:.*}", unsubscribe)
-    if isinstance(where, StoreRecord):
-        app.on_cleanup.append(where.close)
+    for record in where:
+        if isinstance(record, StoreRecord):
+            app.on_cleanup.append(record.close)
     return app
 
 
