@@ -14,10 +14,13 @@ MIME, SMTP and the send log all included. The machine is shared and noisy, so ea
 measures its anchor in the same run and prints every figure with its ratio to it:
 
 - throughput: ``smtp-source -s 10`` with the same message count and size is the anchor.
-- stores (each round, back to back): a send on SQLite (the anchor), the same send on
-  PostgreSQL, and two sends started together on one PostgreSQL campaign, each on a fresh
-  campaign. Without --send-log a throwaway cluster is started, fsync on (benchmarks/_pg.py).
-  Every send's recipients are checked in the store: all `sent`, none twice.
+- stores (each round, back to back, in alternating order): a send on SQLite (the anchor),
+  the same send on PostgreSQL, and two sends started together on one PostgreSQL campaign,
+  each on a fresh campaign; smtp-source is measured each round too. Without --send-log a
+  throwaway cluster is started, fsync on (benchmarks/_pg.py).
+  Every send's recipients are checked in the store: all `sent`, none twice. PostgreSQL
+  sends also print the transactions they committed (the server's statistics): what a
+  send costs the store is mostly per commit.
 - memory: RSS summed over the send process and all its children (the render worker),
   sampled every 0.2 s (benchmarks/_rss.py), for --rss-recipients; the anchor is the same
   measurement for --recipients in the same run.
@@ -234,38 +237,73 @@ def throughput(args: argparse.Namespace, port: int, tmp: Path) -> None:
     print(f"goal: >= 1,000 messages/s and >= 0.25 of smtp-source: {'met' if met else 'NOT met'}")
 
 
+def pg_commits(url: str) -> int:
+    """Transactions committed in the database so far (the server's statistics)."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("SELECT pg_stat_clear_snapshot()")
+        row = conn.execute(
+            "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()"
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def measured(
+    campaign: Path, send_log: str | None, together: int, count: int
+) -> tuple[float, list[Send], int]:
+    """``together`` sends of a fresh campaign, checked in the store: (wall, each, commits).
+
+    Commits: the PostgreSQL transactions the sends made (0 on SQLite).
+    """
+    before = pg_commits(send_log) if send_log else 0
+    if together == 1:
+        send = harkat_send(campaign, send_log)
+        wall, sends = send.wall, [send]
+    else:
+        wall, sends = sends_together(campaign, send_log or "", together)
+    commits = pg_commits(send_log) - before if send_log else 0
+    check(campaign, send_log, sends, count)
+    return wall, sends, commits
+
+
 def stores(args: argparse.Namespace, port: int, tmp: Path) -> None:
     n = args.recipients
     pg_vs_sqlite: list[float] = []  # by the printed delivery rate
     pg_vs_sqlite_wall: list[float] = []  # by wall clock, planning included
     two_vs_one: list[float] = []  # wall of two together / wall of one, both on PostgreSQL
     with postgres(args.send_log, not args.pg_no_fsync) as url:
-        source_rate = smtp_source(port, n)
-        print(f"anchor: smtp-source -s 10, {n:,} messages: {source_rate:,.0f} messages/s")
         for round_ in range(1, args.rounds + 1):
             folder = tmp / f"r{round_}"
-            campaign = project(folder / "sqlite", port, n, args.dkim)
-            lite = harkat_send(campaign, None)
-            check(campaign, None, [lite], n)
-            campaign = project(folder / "pg", port, n, args.dkim)
-            pg = harkat_send(campaign, url)
-            check(campaign, url, [pg], n)
-            campaign = project(folder / "pg2", port, n, args.dkim)
-            wall2, pair = sends_together(campaign, url, 2)
-            check(campaign, url, pair, n)
+            source_rate = smtp_source(port, n)
+            # Odd rounds run SQLite first, even rounds last: a drift in the machine's load
+            # then favours neither store.
+            order = [("sqlite", None, 1), ("pg", url, 1), ("pg2", url, 2)]
+            results = {
+                what: measured(project(folder / what, port, n, args.dkim), send_log, together, n)
+                for what, send_log, together in (order if round_ % 2 else order[::-1])
+            }
+            lite, pg = results["sqlite"][1][0], results["pg"][1][0]
+            wall2, pair, commits2 = results["pg2"]
             pg_vs_sqlite.append(pg.rate / lite.rate)
             pg_vs_sqlite_wall.append(lite.wall / pg.wall)
             two_vs_one.append(wall2 / pg.wall)
-            print(f"round {round_}, {n:,} recipients each, all verified sent once:")
+            print(
+                f"round {round_}, {n:,} recipients each, all verified sent once; anchor "
+                f"smtp-source -s 10: {source_rate:,.0f} messages/s"
+            )
             for what, s in (("SQLite", lite), ("PostgreSQL", pg)):
+                commits = results["pg"][2] if what == "PostgreSQL" else 0
                 print(
                     f"  {what:<10} 1 send: {s.rate:6,.0f} messages/s "
                     f"(x{s.rate / source_rate:.2f} of smtp-source), {s.wall:5.1f} s wall"
+                    + (f", {commits:,} commits" if commits else "")
                 )
             split = " + ".join(f"{s.delivered:,}" for s in pair)
             print(
-                f"  PostgreSQL 2 sends together: {wall2:5.1f} s wall ({split} delivered; "
-                f"{n / wall2:,.0f} recipients/s wall vs {n / pg.wall:,.0f} for one)"
+                f"  PostgreSQL 2 sends together: {wall2:5.1f} s wall ({split} delivered, "
+                f"{commits2:,} commits; {n / wall2:,.0f} recipients/s by wall clock vs "
+                f"{n / pg.wall:,.0f} for one)"
             )
             print(
                 f"  PostgreSQL / SQLite: x{pg_vs_sqlite[-1]:.2f} by delivery rate, "
@@ -319,7 +357,7 @@ def main() -> None:
     parser.add_argument("--mode", choices=("throughput", "stores", "memory"), default="throughput")
     parser.add_argument("--recipients", type=int, default=20_000)
     parser.add_argument("--rss-recipients", type=int, default=100_000, help="--mode memory")
-    parser.add_argument("--rounds", type=int, default=2, help="--mode stores")
+    parser.add_argument("--rounds", type=int, default=3, help="--mode stores")
     parser.add_argument(
         "--send-log",
         metavar="PATH|URL",
