@@ -20,7 +20,8 @@ measures its anchor in the same run and prints every figure with its ratio to it
   throwaway cluster is started, fsync on (benchmarks/_pg.py).
   Every send's recipients are checked in the store: all `sent`, none twice. PostgreSQL
   sends also print the transactions they committed (the server's statistics): what a
-  send costs the store is mostly per commit.
+  send costs the store is mostly per commit; and every send the CPU seconds it used
+  (render worker included) and, for the throwaway cluster, the server's.
 - memory: RSS summed over the send process and all its children (the render worker),
   sampled every 0.2 s (benchmarks/_rss.py), for --rss-recipients; the anchor is the same
   measurement for --recipients in the same run.
@@ -35,6 +36,7 @@ import asyncio
 import csv
 import os
 import re
+import resource
 import shutil
 import socket
 import statistics
@@ -43,7 +45,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -206,16 +208,26 @@ def smtp_source(port: int, count: int) -> float:
 
 
 @contextmanager
-def postgres(send_log: str | None, durable: bool) -> Iterator[str]:
-    """The PostgreSQL URL given, else a throwaway cluster's."""
+def postgres(send_log: str | None, durable: bool) -> Iterator[tuple[str, Callable[[], float]]]:
+    """The PostgreSQL URL given, else a throwaway cluster's; and a reading of the server's CPU.
+
+    The reading (seconds) is the postmaster's own CPU and that of its exited children: each
+    send's backends exit when it closes its pool. 0 for a server given by URL.
+    """
     if send_log and send_log.startswith(("postgresql://", "postgres://")):
-        yield send_log
+        yield send_log, lambda: 0.0
         return
     import _pg
 
     with _pg.throwaway(durable) as server:
         print(f"throwaway PostgreSQL cluster ({_pg.describe(durable)})")
-        yield server.url()
+        pid = (server.data / "postmaster.pid").read_text().split()[0]
+
+        def cpu() -> float:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            return sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")  # u,s,cu,cs
+
+        yield server.url(), cpu
 
 
 def throughput(args: argparse.Namespace, port: int, tmp: Path) -> None:
@@ -249,22 +261,38 @@ def pg_commits(url: str) -> int:
     return int(row[0]) if row else 0
 
 
-def measured(
-    campaign: Path, send_log: str | None, together: int, count: int
-) -> tuple[float, list[Send], int]:
-    """``together`` sends of a fresh campaign, checked in the store: (wall, each, commits).
+def cpu_of_children() -> float:
+    """CPU seconds (user + system) of the children that exited so far, theirs included."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
-    Commits: the PostgreSQL transactions the sends made (0 on SQLite).
-    """
-    before = pg_commits(send_log) if send_log else 0
+
+@dataclass
+class Measured:
+    wall: float
+    sends: list[Send]
+    commits: int  # the PostgreSQL transactions the sends made (0 on SQLite)
+    cpu: float  # CPU seconds of the send processes and their render workers
+    server_cpu: float  # CPU seconds of the PostgreSQL server (throwaway cluster only)
+
+
+def measured(
+    campaign: Path, send_log: str | None, together: int, count: int, server: Callable[[], float]
+) -> Measured:
+    """``together`` sends of a fresh campaign, checked in the store."""
+    before, cpu = (pg_commits(send_log) if send_log else 0), cpu_of_children()
+    server_cpu = server()
     if together == 1:
         send = harkat_send(campaign, send_log)
         wall, sends = send.wall, [send]
     else:
         wall, sends = sends_together(campaign, send_log or "", together)
+    cpu = cpu_of_children() - cpu
+    time.sleep(0.2)  # the backends' exit reaches the postmaster
+    server_cpu = server() - server_cpu if send_log else 0.0
     commits = pg_commits(send_log) - before if send_log else 0
     check(campaign, send_log, sends, count)
-    return wall, sends, commits
+    return Measured(wall, sends, commits, cpu, server_cpu)
 
 
 def stores(args: argparse.Namespace, port: int, tmp: Path) -> None:
@@ -272,7 +300,7 @@ def stores(args: argparse.Namespace, port: int, tmp: Path) -> None:
     pg_vs_sqlite: list[float] = []  # by the printed delivery rate
     pg_vs_sqlite_wall: list[float] = []  # by wall clock, planning included
     two_vs_one: list[float] = []  # wall of two together / wall of one, both on PostgreSQL
-    with postgres(args.send_log, not args.pg_no_fsync) as url:
+    with postgres(args.send_log, not args.pg_no_fsync) as (url, server):
         for round_ in range(1, args.rounds + 1):
             folder = tmp / f"r{round_}"
             source_rate = smtp_source(port, n)
@@ -280,11 +308,13 @@ def stores(args: argparse.Namespace, port: int, tmp: Path) -> None:
             # then favours neither store.
             order = [("sqlite", None, 1), ("pg", url, 1), ("pg2", url, 2)]
             results = {
-                what: measured(project(folder / what, port, n, args.dkim), send_log, together, n)
+                what: measured(
+                    project(folder / what, port, n, args.dkim), send_log, together, n, server
+                )
                 for what, send_log, together in (order if round_ % 2 else order[::-1])
             }
-            lite, pg = results["sqlite"][1][0], results["pg"][1][0]
-            wall2, pair, commits2 = results["pg2"]
+            lite, pg = results["sqlite"].sends[0], results["pg"].sends[0]
+            wall2, pair = results["pg2"].wall, results["pg2"].sends
             pg_vs_sqlite.append(pg.rate / lite.rate)
             pg_vs_sqlite_wall.append(lite.wall / pg.wall)
             two_vs_one.append(wall2 / pg.wall)
@@ -292,18 +322,24 @@ def stores(args: argparse.Namespace, port: int, tmp: Path) -> None:
                 f"round {round_}, {n:,} recipients each, all verified sent once; anchor "
                 f"smtp-source -s 10: {source_rate:,.0f} messages/s"
             )
-            for what, s in (("SQLite", lite), ("PostgreSQL", pg)):
-                commits = results["pg"][2] if what == "PostgreSQL" else 0
+            for what, key in (("SQLite", "sqlite"), ("PostgreSQL", "pg")):
+                s, m = results[key].sends[0], results[key]
                 print(
                     f"  {what:<10} 1 send: {s.rate:6,.0f} messages/s "
-                    f"(x{s.rate / source_rate:.2f} of smtp-source), {s.wall:5.1f} s wall"
-                    + (f", {commits:,} commits" if commits else "")
+                    f"(x{s.rate / source_rate:.2f} of smtp-source), {s.wall:5.1f} s wall, "
+                    f"CPU {m.cpu:.1f} s"
+                    + (
+                        f" + server {m.server_cpu:.1f} s, {m.commits:,} commits"
+                        if m.commits
+                        else ""
+                    )
                 )
             split = " + ".join(f"{s.delivered:,}" for s in pair)
+            two = results["pg2"]
             print(
                 f"  PostgreSQL 2 sends together: {wall2:5.1f} s wall ({split} delivered, "
-                f"{commits2:,} commits; {n / wall2:,.0f} recipients/s by wall clock vs "
-                f"{n / pg.wall:,.0f} for one)"
+                f"CPU {two.cpu:.1f} s + server {two.server_cpu:.1f} s, {two.commits:,} commits; "
+                f"{n / wall2:,.0f} recipients/s by wall clock vs {n / pg.wall:,.0f} for one)"
             )
             print(
                 f"  PostgreSQL / SQLite: x{pg_vs_sqlite[-1]:.2f} by delivery rate, "
