@@ -3,7 +3,9 @@
 Everything a command does can be done from Python; the library keeps the same rules.
 """
 
-from .campaign import load_campaign, parse_smtp_url
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from .errors import (
     ConfigError,
     ContactListError,
@@ -12,10 +14,36 @@ from .errors import (
     RenderError,
     SendLogError,
 )
-from .lists import load_contacts
 from .models import Campaign, Contact, ContactList, RunSummary, SmtpConfig, State
-from .run import Prepared, dry_run, plan, prepare, send, send_tests
-from .store import SendLog
+
+if TYPE_CHECKING:
+    from .campaign import load_campaign, parse_smtp_url
+    from .lists import load_contacts
+    from .run import Prepared, dry_run, plan, prepare, send, send_tests
+    from .store import SendLog
+
+# Imported on first use: a render worker process needs neither pandas nor the send log, and
+# importing them costs it about 100 MB.
+_LAZY = {
+    "load_campaign": ".campaign",
+    "parse_smtp_url": ".campaign",
+    "load_contacts": ".lists",
+    "Prepared": ".run",
+    "dry_run": ".run",
+    "plan": ".run",
+    "prepare": ".run",
+    "send": ".run",
+    "send_tests": ".run",
+    "SendLog": ".store",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'harkat_mail' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+    globals()[name] = value
+    return value
 
 __all__ = [
     "Campaign",

@@ -9,7 +9,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..errors import RenderError
-from ..lists import load_contacts
 from ..mail import DkimSigner, VariantMessages, message_id
 from ..models import (
     Campaign,
@@ -47,6 +46,8 @@ class Prepared:
 
 def prepare(campaign: Campaign) -> Prepared:
     """Load the list and compile every template variant; every input error surfaces here."""
+    from ..lists import load_contacts  # here, not at the top: render workers never load lists
+
     fingerprints = input_fingerprints(campaign)
     contacts = load_contacts(campaign.contacts, campaign.language_column, campaign.default_language)
     return compile_campaign(campaign, contacts, fingerprints)
