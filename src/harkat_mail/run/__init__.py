@@ -1,37 +1,15 @@
-"""One run end to end: prepare, plan, dry run, the render workers, delivery, interrupt."""
+"""One run end to end: prepare, plan, dry run, the render workers, delivery, interrupt.
 
-import importlib
-from typing import TYPE_CHECKING, Any
+Imported eagerly: ``send`` and ``prepare`` are also the names of modules here, and the
+functions must win. Nothing here may import pandas at module level (render workers import
+this package): the list is loaded inside ``prepare``.
+"""
 
-if TYPE_CHECKING:
-    from .dryrun import dry_run
-    from .prepare import Prepared, plan, prepare, rejected_by_reason
-    from .progress import Progress
-    from .runner import run_send
-    from .send import relay_for, send, send_tests
-
-# Imported on first use, so a render worker loads only what rendering needs.
-_LAZY = {
-    "dry_run": ".dryrun",
-    "Prepared": ".prepare",
-    "plan": ".prepare",
-    "prepare": ".prepare",
-    "rejected_by_reason": ".prepare",
-    "Progress": ".progress",
-    "run_send": ".runner",
-    "relay_for": ".send",
-    "send": ".send",
-    "send_tests": ".send",
-}
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _LAZY:
-        raise AttributeError(f"module 'harkat_mail.run' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_LAZY[name], __name__), name)
-    globals()[name] = value
-    return value
-
+from .dryrun import dry_run
+from .prepare import Prepared, plan, prepare, rejected_by_reason
+from .progress import Progress
+from .runner import run_send
+from .send import relay_for, send, send_tests
 
 __all__ = [
     "Prepared",

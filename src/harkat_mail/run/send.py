@@ -10,7 +10,6 @@ from pathlib import Path
 
 from ..delivery import DeliveryHooks, deliver, local_relay, password_for
 from ..errors import ConfigError
-from ..lists import check_address
 from ..models import (
     Contact,
     DeliveryResult,
@@ -50,6 +49,8 @@ def send_tests(
 
     Each variant is rendered for its first recipient, so staff see real personalisation.
     """
+    from ..lists import check_address  # here: render workers import this package, not pandas
+
     firsts: dict[str, Contact] = {}
     for contact in prepared.contacts.contacts:
         firsts.setdefault(prepared.renderer.language_for(contact), contact)
