@@ -181,25 +181,29 @@ def load_contacts(config: ListConfig, language_column: str, default_language: st
     """Load every file of the list and account for every row: kept, or rejected with a reason."""
     cleaned = clean_list(config, language_column, default_language)
     frame = cleaned.frame
+    rows_read, sources, unknown = len(frame), cleaned.sources, cleaned.unknown_languages
+    rejected = _rejected(frame[frame["_reason"] != ""])
     data_columns = [c for c in frame.columns if not c.startswith("_")]
-    rows = frame[frame["_reason"] == ""]
-    # Column by column, one string object per distinct value: a member list repeats its
-    # languages, statuses, locals and names thousands of times (to_dict per row would not).
-    columns = {c: _shared(rows[c]) for c in [*data_columns, "_language", "_consent"]}
+    wanted = [*data_columns, "_language", "_consent", "_key", "email", "_source"]
+    kept_mask = (frame["_reason"] == "").to_numpy()
+    # Column by column, one string object per distinct value (a member list repeats its
+    # languages, statuses, locals and names thousands of times), then the frame is let go
+    # before the contacts are built: the peak holds one of them, not both.
+    columns = {c: _shared(frame[c][kept_mask]) for c in wanted}
+    row_numbers = frame["_row"][kept_mask].tolist()
+    del cleaned, frame
+    pa.default_memory_pool().release_unused()  # Arrow keeps freed buffers otherwise
     fields_in_order = [*data_columns, "language"]
+    data = [columns[c] for c in [*data_columns, "_language"]]
     kept: list[Contact] = []
-    for i, (key, email, row, source) in enumerate(
-        zip(rows["_key"], rows["email"], rows["_row"].tolist(), rows["_source"], strict=True)
-    ):
-        values = [columns[c][i] for c in data_columns]
-        values.append(columns["_language"][i])
-        fields = dict(zip(fields_in_order, values, strict=True))
+    for i, row in enumerate(row_numbers):
+        fields = dict(zip(fields_in_order, [column[i] for column in data], strict=True))
         kept.append(
             Contact(
-                key=key,
-                email=email,
+                key=columns["_key"][i],
+                email=columns["email"][i],
                 row=row,
-                source=source,
+                source=columns["_source"][i],
                 language=fields["language"],
                 first_name=fields.get("first_name", ""),
                 last_name=fields.get("last_name", ""),
@@ -208,24 +212,20 @@ def load_contacts(config: ListConfig, language_column: str, default_language: st
                 consent=columns["_consent"][i],
             )
         )
-    rejected_rows = frame[frame["_reason"] != ""]
-    rejected = tuple(
+    warnings: tuple[str, ...] = ()
+    if unknown:
+        warnings = (
+            f"{unknown} rows had an unrecognised language; they get the default "
+            f"({default_language})",
+        )
+    return ContactList(tuple(kept), rejected, rows_read, warnings, sources)
+
+
+def _rejected(rows: pd.DataFrame) -> tuple[Rejected, ...]:
+    """Each rejected row with its file, row number, address and reason."""
+    return tuple(
         Rejected(source, int(row), email, reason)
         for source, row, email, reason in zip(
-            rejected_rows["_source"],
-            rejected_rows["_row"],
-            rejected_rows["email"],
-            rejected_rows["_reason"],
-            strict=True,
+            rows["_source"], rows["_row"], rows["email"], rows["_reason"], strict=True
         )
     )
-    warnings: tuple[str, ...] = ()
-    if cleaned.unknown_languages:
-        warnings = (
-            f"{cleaned.unknown_languages} rows had an unrecognised language; "
-            f"they get the default ({default_language})",
-        )
-    result = ContactList(tuple(kept), rejected, len(frame), warnings, cleaned.sources)
-    del cleaned, frame, rows, columns
-    pa.default_memory_pool().release_unused()  # Arrow keeps freed buffers otherwise (~60 MB)
-    return result
