@@ -1,4 +1,4 @@
-"""A send log that fails mid-run stops the run cleanly: one line, non-zero, nothing recorded lost."""
+"""A send log that fails mid-run stops the run cleanly: one error line, non-zero, nothing recorded lost."""
 
 from __future__ import annotations
 
@@ -31,6 +31,7 @@ def _check_stopped_cleanly(proc: subprocess.Popen[str], store: str, cause: str) 
     errors = [line for line in err.splitlines() if line.startswith("harkat-mail:")]
     assert proc.returncode != 0 and "Traceback" not in err, err
     assert len(errors) == 1 and store in errors[0] and cause in errors[0], err
+    assert "before it stopped, this run delivered" in err, err  # what it did, for the user
 
 
 def _check_resume(campaign: Path, send_log: str, handler) -> None:

@@ -147,6 +147,11 @@ async def run_send(
         if not any(isinstance(f, SendLogError) for f in failures):
             await store.finish_run(run.id)
     if failures:
+        c = tally.counts
+        say(
+            f"{campaign.name}: before it stopped, this run delivered {c[Outcome.SENT]}, deferred "
+            f"{c[Outcome.DEFERRED]}, failed {c[Outcome.FAILED]}, unknown {c[Outcome.UNKNOWN]}"
+        )
         raise failures[0]
     counts = await store.counts(campaign.name)
     c = tally.counts
