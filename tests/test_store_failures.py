@@ -6,7 +6,6 @@ import contextlib
 import sqlite3
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,16 +13,9 @@ import pytest
 
 from .test_concurrency import _start, _states
 from .test_crash import _project
+from .test_workers import _wait_for
 
 MEMBERS = 1000
-
-
-def _wait_for(handler, count: int, proc: subprocess.Popen[str]) -> None:
-    deadline = time.monotonic() + 60
-    while len(handler.messages) < count:
-        assert proc.poll() is None, proc.communicate()
-        assert time.monotonic() < deadline, "the sender made no progress"
-        time.sleep(0.01)
 
 
 def _check_stopped_cleanly(proc: subprocess.Popen[str], store: str, cause: str) -> None:

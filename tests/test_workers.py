@@ -44,6 +44,7 @@ def _alive(pid: int) -> bool:
 
 
 def _wait_for(handler, count: int, proc) -> None:
+    """Wait until the relay holds ``count`` messages; fail if the sender died or stalled."""
     deadline = time.monotonic() + 90
     while len(handler.messages) < count:
         assert proc.poll() is None, proc.communicate()
