@@ -93,11 +93,26 @@ class RetryPolicy:
 
     attempts: int = 3  # tries in all, counting the first; then the recipient is failed
     delays: tuple[float, ...] = (10.0, 60.0, 300.0)  # seconds before try 2, 3, ...
-    throttle_pause: float = 1.0  # seconds everyone waits after the relay asks for less
+    throttle_pause: float = 1.0  # seconds before a throttled member's first retry (then x2)
+    throttle_attempts: int = 10  # throttling replies one member may get; then it is failed
+    max_age: float = 86400.0  # seconds after its first try that a member stops being retried
 
     def delay(self, attempt: int) -> float:
         """The wait after the ``attempt``-th try (1-based); the last delay repeats."""
         return self.delays[min(attempt, len(self.delays)) - 1] if self.delays else 0.0
+
+    def throttle_delay(self, throttled: int) -> float:
+        """The wait after a member's ``throttled``-th throttling reply: doubling, at most 60 s."""
+        return float(min(60.0, self.throttle_pause * 2 ** max(throttled - 1, 0)))
+
+
+@dataclass(frozen=True)
+class Tries:
+    """A member's tries so far, across runs, as the send log keeps them."""
+
+    attempts: int = 0  # every try that reached the relay
+    throttled: int = 0  # of which, answered by throttling
+    first: float | None = None  # when the first try was made (epoch seconds)
 
 
 @dataclass(frozen=True)
@@ -293,6 +308,8 @@ class DeliveryResult:
     outcome: Outcome
     code: int | None
     reply: str
+    tried: bool = False  # the try reached the relay: it counts as an attempt
+    throttled: bool = False  # the relay answered by throttling (its own budget)
 
 
 @dataclass(frozen=True)
@@ -314,6 +331,7 @@ class RunSummary:
     interrupted: bool = False
     stopped_because: str = ""  # why the run ended before its list did (cap, relay down)
     lost: int = 0  # not sent or not recorded: another run holds those members now
+    next_retry_at: float | None = None  # when the earliest member left deferred is due
 
     @property
     def rate(self) -> float:

@@ -333,7 +333,7 @@ def test_concurrent_first_opens_migrate_once(postgres_db: str) -> None:
             await store.close()
 
     run(go())
-    assert query(postgres_db, "SELECT version FROM schema_version") == [(3,)]
+    assert query(postgres_db, "SELECT version FROM schema_version") == [(4,)]
 
 
 def test_expire_and_skip_suppressed(postgres_db: str) -> None:

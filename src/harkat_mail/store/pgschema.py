@@ -103,6 +103,14 @@ MIGRATIONS: tuple[Migration, ...] = (
             )""",
         ),
     ),
+    Migration(
+        4,
+        "throttling replies and the first try per recipient (retry budgets across runs)",
+        (
+            "ALTER TABLE recipient ADD COLUMN throttled INTEGER NOT NULL DEFAULT 0",
+            "ALTER TABLE recipient ADD COLUMN first_tried_at DOUBLE PRECISION",
+        ),
+    ),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 assert SCHEMA_VERSION == schema.SCHEMA_VERSION, "mirror every SQLite migration here"

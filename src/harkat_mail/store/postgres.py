@@ -230,7 +230,7 @@ class PostgresStore:
         )
         if rows is None:  # the take-over (of this run too) is committed: then refuse
             raise ClaimLost(f"{self.location}: {LOST}")
-        return [Claim(key, attempts) for _, key, attempts in rows]
+        return [Claim(key, n, throttled, first) for _, key, n, throttled, first in rows]
 
     @_guarded
     async def release(self, campaign: str, run_id: str, keys: Sequence[str]) -> None:
@@ -336,6 +336,16 @@ class PostgresStore:
             (campaign,),
         )
         return {state: int(count) for state, count in rows}
+
+    @_guarded
+    async def next_retry(self, campaign: str) -> float | None:
+        """When the earliest deferred row is due."""
+        row = await self._one(
+            "SELECT MIN(COALESCE(next_attempt_at, 0)) FROM recipient WHERE campaign = %s"
+            " AND state = 'deferred'",
+            (campaign,),
+        )
+        return None if row is None or row[0] is None else float(row[0])
 
     @_guarded
     async def skipped_reasons(self, campaign: str) -> dict[str, int]:

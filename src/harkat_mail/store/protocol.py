@@ -49,6 +49,8 @@ class Claim:
 
     key: str
     attempts: int
+    throttled: int = 0  # of those attempts, answered by throttling
+    first_tried_at: float | None = None
 
 
 @dataclass(frozen=True)
@@ -129,6 +131,10 @@ class Store(Protocol):
         ...
 
     async def counts(self, campaign: str) -> dict[str, int]: ...
+
+    async def next_retry(self, campaign: str) -> float | None:
+        """When the earliest `deferred` row of the campaign is due (None: there is none)."""
+        ...
 
     async def skipped_reasons(self, campaign: str) -> dict[str, int]: ...
 

@@ -98,6 +98,14 @@ MIGRATIONS: tuple[Migration, ...] = (
             )""",
         ),
     ),
+    Migration(
+        4,
+        "throttling replies and the first try per recipient (retry budgets across runs)",
+        (
+            "ALTER TABLE recipient ADD COLUMN throttled INTEGER NOT NULL DEFAULT 0",
+            "ALTER TABLE recipient ADD COLUMN first_tried_at REAL",
+        ),
+    ),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 TABLES = ("campaign", "recipient")
