@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import time
+from datetime import datetime
 from pathlib import Path
 
 import click
@@ -16,6 +18,15 @@ from ..reports import write_rejects
 from ..store import open_store
 from .app import REJECTS_HELP, SEND_LOG_HELP, clean_errors, confirm, main, say
 from .progress import reporter
+
+
+def _when(epoch: float) -> str:
+    """A due time as people read it: local clock, and how long from now."""
+    left = max(0.0, epoch - time.time())
+    wait = f"{left:.0f} s" if left < 120 else f"{left / 60:.0f} min" if left < 7200 else (
+        f"{left / 3600:.1f} h"
+    )
+    return f"{datetime.fromtimestamp(epoch):%Y-%m-%d %H:%M:%S} (in {wait})"
 
 
 def _summary(summary: RunSummary) -> None:
@@ -41,7 +52,12 @@ def _summary(summary: RunSummary) -> None:
         click.echo(f"{summary.lost} left to other runs (they hold those members now)")
     if summary.stopped_because:
         click.echo(f"stopped early: {summary.stopped_because}")
-    if summary.deferred or summary.stopped_because or summary.interrupted:
+    if summary.deferred and summary.next_retry_at is not None:
+        click.echo(
+            f"{summary.deferred} deferred: the next is due at {_when(summary.next_retry_at)}; "
+            "run the same command again then"
+        )
+    elif summary.deferred or summary.stopped_because or summary.interrupted:
         click.echo("not everyone has a verdict yet: run the same command again to resume")
     if summary.unknown:
         click.echo(
@@ -151,6 +167,14 @@ async def _deliver(
         todo = min(due, limit) if limit is not None else due
         if not todo:
             counts = await store.counts(campaign.name)
+            waiting = counts.get("deferred", 0)
+            next_at = await store.next_retry(campaign.name) if waiting else None
+            if waiting and next_at is not None:
+                click.echo(
+                    f"{campaign.name}: nothing is due yet: {waiting} deferred, the next at "
+                    f"{_when(next_at)}; run the same command again then"
+                )
+                sys.exit(1)
             held = sum(r.held for r in await store.runs(campaign.name))
             busy = f"; {held} are held by other runs sending now" if held else ""
             click.echo(

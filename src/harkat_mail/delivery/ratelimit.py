@@ -4,8 +4,9 @@ The budget (kept by the send log, so it holds for every run on every machine) sa
 messages may start; this limiter spaces them at the run's own pace, which adapts to a
 throttling relay by AIMD, the way TCP finds a link's capacity:
 
-- a throttling reply cuts the rate to ``DECREASE`` (3/4) of what was being sent, at most
-  once per ``WINDOW`` (the replies to messages already on their way say nothing new);
+- a throttling reply cuts the rate to ``DECREASE`` (3/4) of what the relay accepted over the
+  last ``WINDOW`` (of what was sent, if it accepted nothing), at most once per window (the
+  replies to messages already on their way say nothing new);
 - while messages are accepted, the rate climbs back by a fixed step per second, sized so
   that the cut is won back in ``RECOVER`` seconds; it never goes above the configured
   ``rate`` (the ceiling) nor below ``FLOOR``.
@@ -74,35 +75,39 @@ class RateLimiter:
         self.grown_at = time.monotonic()
         self.next_at = 0.0
         self.starts: deque[float] = deque()  # start times within the last window
+        self.accepts: deque[float] = deque()  # acceptance times within the last window
         self.first_start = 0.0
         self.lock = asyncio.Lock()
 
-    def _recent_rate(self, now: float) -> float:
-        """Messages started per second over the last window."""
-        while self.starts and self.starts[0] < now - WINDOW:
-            self.starts.popleft()
-        span = min(WINDOW, max(now - self.first_start, 0.1))
-        return len(self.starts) / span
+    def _recent_rate(self, times: deque[float], now: float) -> float:
+        """Events per second over the last window."""
+        while times and times[0] < now - WINDOW:
+            times.popleft()
+        span = min(WINDOW, max(now - self.first_start, WINDOW / 2))  # a burst is no rate
+        return len(times) / span
 
     def throttled(self) -> float | None:
         """A throttling reply: cut the rate; None when it was cut within the last window."""
         now = time.monotonic()
         if now - self.cut_at < WINDOW:
             return None
-        measured = self._recent_rate(now)
+        measured = self._recent_rate(self.accepts, now) or self._recent_rate(self.starts, now)
         base = min(self.rate, measured) if self.rate is not None else measured
         self.rate = max(FLOOR, base * DECREASE)
         if self.ceiling is not None:
             self.rate = min(self.rate, self.ceiling)
-        self.step = max(0.2, base * (1 - DECREASE) / RECOVER)
+        self.step = max(0.5, base * (1 - DECREASE) / RECOVER)
         self.cut_at = self.grown_at = now
         return self.rate
 
     def accepted(self) -> None:
         """A message went through: the rate climbs by ``step`` per second since last time."""
+        now = time.monotonic()
+        self.accepts.append(now)
+        if len(self.accepts) > 4096:  # only the last window counts; keep the deque short
+            self._recent_rate(self.accepts, now)
         if self.rate is None or self.step == 0.0:
             return
-        now = time.monotonic()
         grown = self.rate + self.step * (now - self.grown_at)
         self.grown_at = now
         self.rate = min(grown, self.ceiling) if self.ceiling is not None else grown

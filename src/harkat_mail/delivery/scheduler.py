@@ -31,7 +31,7 @@ from .session import Session, password_for
 
 IN_RUN_RETRY = 900.0  # seconds: a retry due later than this is left to a later run
 TIMEOUT_BREAKER = 5  # timeouts in a row (no reply in between) that stop the run
-THROTTLE_BREAKER = 50  # throttling replies in a row (nothing accepted) that stop the run
+THROTTLE_BREAKER = 60.0  # seconds of throttling replies, nothing accepted, that stop the run
 SESSION_ERRORS = (aiosmtplib.SMTPException, OSError, TimeoutError)
 
 Item = tuple[OutgoingMessage, bool]  # the message, and whether it holds an in-flight slot
@@ -64,6 +64,7 @@ class _Run:
     retired: int = 0
     timeouts: int = 0
     throttles: int = 0
+    accepted_at: float = field(default_factory=time.monotonic)
     sent: int = 0
     stop_reason: str = ""
     unavailable: RelayUnavailable | None = None
@@ -143,6 +144,7 @@ async def deliver(
         if result.outcome is Outcome.SENT:
             run.sent += 1
             run.throttles = 0
+            run.accepted_at = time.monotonic()
             limiter.accepted()
         if result.outcome is Outcome.FAILED and kind is Kind.REFUSED:
             # About us, not the recipient: the member stays as it was, and the run stops.
@@ -182,8 +184,11 @@ async def deliver(
                     f"the relay is throttling ({result.code} {result.reply.strip()[:60]}): "
                     f"slowing down to {rate:.1f} messages/s"
                 )
-            if run.throttles >= THROTTLE_BREAKER:
-                halt(f"{relay} throttled {run.throttles} tries in a row and accepted none; stopped")
+            if time.monotonic() - run.accepted_at > THROTTLE_BREAKER:
+                halt(
+                    f"{relay} throttled {run.throttles} tries in a row and accepted none for "
+                    f"{THROTTLE_BREAKER:g} s; stopped"
+                )
             if now_tries.throttled >= policy.throttle_attempts:
                 why = f"gave up after {now_tries.throttled} throttling replies"
                 return give_up(result, why), None

@@ -52,11 +52,14 @@ async def send_data(
         raise Undelivered("connection lost after DATA")
     try:
         protocol.write(dot_stuff(data))
-        await asyncio.sleep(0)  # let a close or reset that already arrived be noticed
+        # Let a close or reset that came with the 354 be noticed before the dot: a relay that
+        # hung up then cannot have the message. (One turn reads it; the second handles it.)
+        for _ in range(2):
+            await asyncio.sleep(0)
+            if not client.is_connected:
+                raise Undelivered("connection lost after 354, before the final dot")
     except (aiosmtplib.SMTPException, OSError) as exc:
         raise Undelivered(f"connection lost before the final dot ({exc})") from exc
-    if not client.is_connected:
-        raise Undelivered("connection lost before the final dot")
     if not may_send():
         client.close()  # no dot: the relay drops what it has of the message
         raise Undelivered("not sent: this run may no longer hold the member")
