@@ -20,6 +20,7 @@ from ..models import (
     UnsubscribeConfig,
     send_log_kind,
 )
+from .bounces import bounce_config
 from .headers import dns_name, https_url
 from .headers import list_id as check_list_id
 from .smtp import smtp_config
@@ -48,6 +49,7 @@ _TOP_KEYS = {
     "identification",
     "dkim",
     "lease",
+    "bounces",
 }
 
 
@@ -307,4 +309,5 @@ def load_campaign(path: str | Path) -> Campaign:
         identification=_identification(r, top.get("identification"), purpose),
         dkim=_dkim(r, top.get("dkim")),
         lease=_lease(r, top.get("lease", 60)),
+        bounces=bounce_config(r, top.get("bounces")),
     )
