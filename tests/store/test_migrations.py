@@ -50,7 +50,7 @@ def _columns(path: Path) -> list[str]:
 def test_new_log_is_created_at_the_current_version(tmp_path: Path) -> None:
     """A new log records the newest schema version and has every column, consent included."""
     SendLog(tmp_path / "log.sqlite").close()
-    assert user_version(tmp_path / "log.sqlite") == schema.SCHEMA_VERSION == 3
+    assert user_version(tmp_path / "log.sqlite") == schema.SCHEMA_VERSION == 6
     assert "consent" in _columns(tmp_path / "log.sqlite")
 
 
