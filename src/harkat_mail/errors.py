@@ -27,6 +27,10 @@ class DeliveryError(HarkatError):
     exit_code = 1
 
 
+class BounceSourceError(HarkatError):
+    """A bounce mailbox or message file cannot be found or read."""
+
+
 class SendLogError(HarkatError):
     """The send log cannot be opened, or refuses a resume whose inputs changed."""
 

@@ -1,0 +1,152 @@
+"""Reading a returned message: its human-readable text, the returned original, its signals."""
+
+from __future__ import annotations
+
+import email
+import re
+from collections.abc import Iterator
+from email.message import Message
+from typing import Any
+
+WHITESPACE = re.compile(r"\s+")
+MESSAGE_ID = re.compile(r"<[^<>\s]+@[^<>\s]+>")
+# Where MTAs start quoting the returned message in a plain-text bounce: our own newsletter's words
+# ("policy", "blocked") must not be read as the reason.
+RETURNED_MARKERS = re.compile(
+    r"^(?:[-=_ ]*(?:this is a copy of|below this line is a copy|original message follows|"
+    r"the (?:original )?(?:message|header)s? (?:of the original message )?(?:is|are|was) "
+    r"(?:as follows|following|included)|unsent message below|original message|returned message|"
+    r"message header follows|headers of the original|-+ ?original message|"
+    r"text of the returned message|the header of the original message)|"
+    r"(?:received|return-path|message-id|x-[\w-]+): )",
+    re.IGNORECASE | re.MULTILINE,
+)
+DAEMONS = re.compile(r"mailer-daemon|postmaster|mail delivery|mail administrator|mail-daemon", re.I)
+BOUNCE_SUBJECTS = re.compile(
+    r"undeliver|undelivered|delivery (?:status|failure|failed|has failed|problem|notification)|"
+    r"returned mail|mail delivery|failure notice|could not be delivered|non[- ]?delivery|"
+    r"delivery report|not delivered|nondeliverable|returned to sender|delivery error|"
+    r"mail system error|warning: could not send|rejected:|message not delivered|"
+    r"non remis|non distribuable|échec de (?:la )?(?:livraison|remise)|unzustellbar|"
+    r"nicht zustellbar",
+    re.IGNORECASE,
+)
+AUTO_SUBJECTS = re.compile(
+    r"out of (?:the )?office|automatic reply|auto[- ]?reply|autoreply|auto[- ]?response|"
+    r"away from|on vacation|vacation|on leave|absence|absent|réponse automatique|"
+    r"reponse automatique|message d'absence|abwesen|automatische antwort|respuesta autom|"
+    r"fuera de la oficina|risposta automatica|automatisch antwoord|afwezig|i am away|i'm away",
+    re.IGNORECASE,
+)
+
+
+def clean(value: str) -> str:
+    """One line: whitespace and folding collapsed, at most 1,000 characters."""
+    return WHITESPACE.sub(" ", value).strip()[:1000]
+
+
+def header(msg: Message, name: str) -> str:
+    return clean(str(msg.get(name, "")))
+
+
+def message_ids_in(text: str) -> list[str]:
+    return MESSAGE_ID.findall(text)
+
+
+def returned_parts(msg: Message) -> Iterator[Message]:
+    """The returned original: the headers of a message/rfc822 or text/rfc822-headers part."""
+    for part in msg.walk():
+        ctype = part.get_content_type()
+        if ctype in ("message/rfc822", "message/global"):
+            payload: Any = part.get_payload()
+            if isinstance(payload, list):
+                yield from (p for p in payload[:1] if isinstance(p, Message))
+        elif ctype in ("text/rfc822-headers", "text/global-headers"):
+            raw = part.get_payload(decode=True)
+            if isinstance(raw, bytes):
+                yield email.message_from_bytes(raw)
+
+
+def _decoded(part: Message) -> str:
+    raw = part.get_payload(decode=True)
+    if not isinstance(raw, bytes):
+        return ""
+    charset = part.get_content_charset() or "utf-8"
+    try:
+        return raw.decode(charset, "replace")
+    except LookupError:
+        return raw.decode("utf-8", "replace")
+
+
+def human_text(msg: Message, *, cut: bool = True) -> str:
+    """The bounce's own words: its text parts outside the returned message, cut where an MTA
+    starts quoting the original (unless ``cut`` is False)."""
+    texts: list[str] = []
+    stack: list[Message] = [msg]
+    while stack:
+        part = stack.pop(0)
+        ctype = part.get_content_type()
+        if part.is_multipart():
+            if ctype.startswith("message/"):
+                continue  # the returned original or a status part, never the bounce's words
+            payload: Any = part.get_payload()
+            stack[:0] = [p for p in payload if isinstance(p, Message)]
+        elif ctype in ("text/plain", "text/html") or (ctype.startswith("text/") and not texts):
+            if ctype.endswith("headers"):
+                continue
+            text = _decoded(part)
+            if ctype == "text/html":
+                if any(p for p in texts):
+                    continue
+                text = re.sub(r"<[^>]*>", " ", text)
+            texts.append(text)
+    joined = "\n".join(texts).replace("\r\n", "\n")
+    if cut:
+        found = RETURNED_MARKERS.search(joined, 40)
+        if found:
+            joined = joined[: found.start()]
+    return joined[:20000]
+
+
+def around(text: str, address: str) -> str:
+    """The lines that speak of ``address``: from its first mention to the next blank line."""
+    if not address:
+        return ""
+    at = text.lower().find(address.lower())
+    if at < 0:
+        return ""
+    start = text.rfind("\n", 0, at) + 1
+    end = text.find("\n\n", at)
+    if end < 0 or end - start > 1200:
+        end = start + 1200
+    chunk = text[start:end]
+    if chunk.strip().strip("<>:").lower() == address.lower():  # the address alone on its line
+        after = text.find("\n\n", end + 2)
+        chunk = text[start : after if after > 0 else end + 1200]
+    return clean(chunk)
+
+
+def bounce_like(msg: Message) -> bool:
+    """A sender or subject that says this is a delivery failure report."""
+    sender = header(msg, "from")
+    return_path = header(msg, "return-path")
+    subject = header(msg, "subject")
+    return bool(
+        DAEMONS.search(sender)
+        or BOUNCE_SUBJECTS.search(subject)
+        or (return_path in ("<>", "") and msg.get_content_type() == "multipart/report")
+    )
+
+
+def auto_reply(msg: Message) -> bool:
+    """RFC 3834 headers and the usual vendor ones, or an out-of-office subject."""
+    submitted = header(msg, "auto-submitted").lower()
+    precedence = header(msg, "precedence").lower()
+    return bool(
+        submitted.startswith("auto-replied")
+        or msg.get("x-autoreply")
+        or msg.get("x-autorespond")
+        or msg.get("x-autoresponder")
+        or precedence == "auto_reply"
+        or AUTO_SUBJECTS.search(header(msg, "subject"))
+    )
