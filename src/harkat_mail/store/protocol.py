@@ -17,10 +17,11 @@ from ..models import Contact, DeliveryResult, Grant, Limits, Outcome, Rejected, 
 
 # A state change: a key going to `sending`, or a verdict with the time of its next try.
 Change = str | tuple[DeliveryResult, float | None]
-# The report's columns in their order since before migrations (version 2 appended consent).
+# The report's columns in their order since before migrations (later versions append theirs).
 REPORT_COLUMNS = (
     "campaign, key, email, member_id, language, source, row, state, reason, attempts, code,"
-    " reply, message_id, consent, next_attempt_at, created_at, updated_at"
+    " reply, message_id, consent, next_attempt_at, created_at, updated_at,"
+    " bounce_class, bounce_status, bounce_diagnostic"  # version 6
 )
 OUTCOME_STATE = {
     Outcome.SENT: State.SENT,
