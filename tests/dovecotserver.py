@@ -90,7 +90,8 @@ def _certificate(folder: Path) -> tuple[Path, Path]:
 class DovecotServer:
     """One running Dovecot with one user; ``maildir`` is that user's mailbox on disk."""
 
-    def __init__(self) -> None:
+    def __init__(self, extra: str = "") -> None:
+        self.extra = extra  # more configuration lines, e.g. a reduced imap_capability
         self.owner = _owner()
         parent = Path("/tmp") if os.geteuid() == 0 else Path(tempfile.gettempdir())
         self.base = Path(tempfile.mkdtemp(prefix="harkat-dovecot-", dir=parent))
@@ -160,6 +161,7 @@ service imap-login {{
 service anvil {{
   chroot =
 }}
+{self.extra}
 """
 
     def start(self) -> DovecotServer:
