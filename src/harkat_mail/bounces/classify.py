@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 from .reasons import BounceClass, best_status, bounce_class
 from .text import (
+    addresses_in,
     around,
     auto_reply,
     bounce_like,
@@ -102,7 +103,7 @@ def _verdict(msg: Message) -> Verdict:
     if auto_reply(msg) and not bounce_like(msg):
         return Verdict("auto-reply", (), ids, envelope)
     if status_parts or bounce_like(msg):
-        return Verdict("bounce", _fallback(msg), ids, envelope)
+        return Verdict("bounce", _fallback(msg, envelope), ids, envelope)
     if _hotmail_complaint(msg):
         return _complaint(msg, None, ids, envelope)
     return Verdict("other", (), ids, envelope)
@@ -149,7 +150,7 @@ def _address_field(block: Message, name: str) -> str:
 
 def _dsn(msg: Message, parts: list[Message]) -> tuple[BouncedRecipient, ...]:
     text = human_text(msg)
-    found: list[BouncedRecipient] = []
+    fields: list[tuple[str, str, str, str]] = []
     for part in parts:
         for block in _blocks(part):
             action = clean(str(block.get("action", ""))).lower()
@@ -163,11 +164,26 @@ def _dsn(msg: Message, parts: list[Message]) -> tuple[BouncedRecipient, ...]:
             diagnostic = clean(str(block.get("diagnostic-code", "")))
             if ";" in diagnostic[:12]:
                 diagnostic = diagnostic.split(";", 1)[1].strip()
-            if not diagnostic and address:
-                diagnostic = around(text, address)
             status = clean(str(block.get("status", "")))
-            found.append(recipient(address, status, diagnostic, delayed=action.startswith("delay")))
-    return tuple(found)
+            fields.append((address, action, status, diagnostic))
+    named = tuple(address for address, *_ in fields)
+    found = [
+        recipient(
+            address,
+            status,
+            diagnostic or around(text, address, named) or text[:1500],
+            delayed=action.startswith("delay"),
+        )
+        for address, action, status, diagnostic in fields
+    ]
+    return _once(found)
+
+
+def _once(found: list[BouncedRecipient]) -> tuple[BouncedRecipient, ...]:
+    """One verdict per address (some MTAs repeat a recipient block per alias expansion)."""
+    return tuple({r.address: r for r in reversed(found)}[a] for a in dict.fromkeys(
+        r.address for r in found
+    ))
 
 
 def _complaint(
@@ -208,7 +224,7 @@ def _hotmail_complaint(msg: Message) -> bool:
     )
 
 
-def _fallback(msg: Message) -> tuple[BouncedRecipient, ...]:
+def _fallback(msg: Message, envelope: tuple[str, ...]) -> tuple[BouncedRecipient, ...]:
     """A bounce in an MTA's own format: flufl.bounce names the recipients, our rules the class."""
     from flufl.bounce import all_failures
 
@@ -217,14 +233,28 @@ def _fallback(msg: Message) -> tuple[BouncedRecipient, ...]:
         temporary, permanent = all_failures(msg)
     except Exception:  # its heuristics can trip on malformed parts
         temporary, permanent = frozenset(), frozenset()
-    found: list[BouncedRecipient] = []
-    for raw in sorted(permanent | temporary):
-        address = raw.decode("ascii", "replace")
-        delayed = raw in temporary and raw not in permanent
-        found.append(recipient(address, "", around(text, address), delayed=delayed))
-    if not found:
-        found.append(recipient("", "", text[:2000]))
-    return tuple(found)
+    failed = permanent | temporary
+    named = {raw.decode("ascii", "replace").lower(): raw in permanent for raw in failed}
+    if not named:
+        named = {a: True for a in _named_in(msg, text, envelope)}
+    others = tuple(named)
+    found = [
+        recipient(address, "", around(text, address, others) or text[:1500], delayed=not permanent)
+        for address, permanent in sorted(named.items())
+    ]
+    return _once(found) or (recipient("", "", text[:1500]),)
+
+
+def _named_in(msg: Message, text: str, envelope: tuple[str, ...]) -> list[str]:
+    """Addresses a plain-text bounce names, less its own and the original sender's (at most 10)."""
+    own = set(envelope)
+    for source in [msg, *returned_parts(msg)]:
+        own.update(a.lower() for a in addresses_in(header(source, "from")))
+    found = [
+        a for a in addresses_in(text)
+        if a not in own and not a.startswith(("postmaster@", "mailer-daemon@", "abuse@"))
+    ]
+    return found if len(found) <= 10 else []
 
 
 def to_json(source: str, verdict: Verdict) -> dict[str, Any]:

@@ -42,23 +42,25 @@ BLOCK = _rx(
     r"authenticat",
     r"unauthenticated",
     r"not authori[sz]ed",
-    r"\bdenied\b",
+    r"access denied",
     r"content (?:filter|reject)|rejected (?:due to|because of) (?:its |the )?content",
     r"message content",
-    r"\bvirus|malware|phish",
+    r"\bvirus(?:es)? (?:found|detected)|infected|malware|phish|banned",
     r"suspicious|fraud",
     r"rate limit|ratelimit|too many (?:messages|connections|recipients|emails|mails)",
     r"throttl|\brate of\b|sending rate",
     r"complaints?\b",
     r"\bTSS\d\d\b|\bBL\d\d\b|\bRL\d\d\b",
-    r"reverse dns|\bptr record|\brdns\b|helo",
+    r"reverse dns|\bptr record|\brdns\b|helo command rejected|invalid helo|bad helo",
     r"tls required|requires? (?:tls|encryption)|must use tls",
     r"message (?:size|length|too (?:big|large))|too (?:big|large)",
     r"exceeds (?:the )?(?:maximum|size)",
     r"sender (?:address )?rejected|sender domain|sender verify|domain of sender",
     r"refused to accept|not accepting mail from",
+    r"without (?:an? )?[\w-]+:? (?:field|header)",
+    r"(?:missing|no|invalid|bad) [\w-]+:? (?:field|header)",
+    r"header error|malformed (?:message|header)",
     r"\bnot allowed\b|\bprohibited\b|\bforbidden\b|\bbanned\b|\bdisallowed\b",
-    r"open relay|relay(?:ing)? (?:access )?denied|relay not permitted|unable to relay",
 )
 
 # The address itself is dead: the only reasons that suppress at once.
@@ -66,7 +68,10 @@ HARD = _rx(
     r"user ?unknown|unknown ?user|unknown (?:local[- ]?part|recipient|mailbox|address|account)",
     r"recipient unknown|address unknown|addressee unknown|mailbox unknown",
     r"no such (?:user|mailbox|recipient|account|address|person|local user|domain|host)",
-    r"does not exist|doesn't exist|not exist|did not exist",
+    r"does not exist|doesn't exist|not exist|did not exist|nonexistent|non-existent",
+    r"not known|no matches to nameserver query|final (?:e-?mail )?delivery point",
+    r"invalid final delivery userid|did not (?:exactly )?match an? .{0,20}address",
+    r"n'existe pas|inconnu|introuvable|unbekannt|existiert nicht|no existe|inexistente|non esiste",
     r"(?:user|mailbox|recipient|account|address) (?:was |is )?not found",
     r"(?:invalid|bad|unknown|illegal|unrouteable|unroutable) "
     r"(?:recipient|mailbox|address|user|destination)",
@@ -130,17 +135,20 @@ def bounce_class(status: str, diagnostic: str, *, delayed: bool = False) -> Boun
     text = diagnostic or ""
     if BLOCK.search(text) and not HARD_OVER_BLOCK.search(text):
         return "block"
+    if NEVER.search(text):
+        return "hard"  # a null MX is final even under a 4.x.x code
     code = status or status_in(text)
     basic = reply_code(text)
-    temporary = delayed or code.startswith("4") or (not code and basic.startswith("4"))
-    if temporary:
+    if delayed or code.startswith("4") or (not code and basic.startswith("4")):
         return "soft"
-    subject = code.split(".", 1)[1] if code.count(".") == 2 else ""
-    if SOFT.search(text) and not HARD.search(text):
-        return "soft"
+    if EXISTS.search(text):
+        return "soft"  # full or over quota: the mailbox is there
     if HARD.search(text):
         return "hard"
-    if subject.startswith("7.") or subject.startswith("6."):
+    if SOFT.search(text):
+        return "soft"
+    subject = code.split(".", 1)[1] if code.count(".") == 2 else ""
+    if subject.startswith(("7.", "6.")):
         return "block"
     if subject in HARD_CODES:
         return "hard"
@@ -150,5 +158,13 @@ def bounce_class(status: str, diagnostic: str, *, delayed: bool = False) -> Boun
 # Block words inside a hard reason ("not listed in the directory", "blocked: no such user").
 HARD_OVER_BLOCK = _rx(
     r"not listed in (?:domino|the public|public|address|directory)",
-    r"user ?unknown|unknown ?user|no such (?:user|mailbox|recipient)",
+    r"user ?unknown|unknown ?user|no such (?:user|mailbox|recipient)|nonexistent user",
+)
+# The domain says it takes no mail at all (RFC 7505 null MX).
+NEVER = _rx(r"null mx|(?:does not|doesn't) (?:receive|accept) (?:any )?e?mail(?! from)")
+# The mailbox exists but cannot take more now, or the failure says to try again.
+EXISTS = _rx(
+    r"mailbox (?:is )?full|\bfull mailbox|mail ?folder is full|over ?quota|quota|disk ?space|"
+    r"storage space|insufficient (?:system )?storage|not enough space|space not enough|"
+    r"try again|temporar"
 )

@@ -2,40 +2,53 @@
 
 from __future__ import annotations
 
+import contextlib
 import email
 import re
 from collections.abc import Iterator
+from email.header import decode_header, make_header
 from email.message import Message
 from typing import Any
 
 WHITESPACE = re.compile(r"\s+")
 MESSAGE_ID = re.compile(r"<[^<>\s]+@[^<>\s]+>")
+ADDRESS = re.compile(r"[\w.+=!#$%&'*/?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+")
 # Where MTAs start quoting the returned message in a plain-text bounce: our own newsletter's words
 # ("policy", "blocked") must not be read as the reason.
 RETURNED_MARKERS = re.compile(
     r"^(?:[-=_ ]*(?:this is a copy of|below this line is a copy|original message follows|"
     r"the (?:original )?(?:message|header)s? (?:of the original message )?(?:is|are|was) "
     r"(?:as follows|following|included)|unsent message below|original message|returned message|"
-    r"message header follows|headers of the original|-+ ?original message|"
-    r"text of the returned message|the header of the original message)|"
+    r"message headers? follows?|headers of the original|-+ ?original message|"
+    r"text of the returned message|the header of the original message|"
+    r"the first \d+ lines of (?:your|the) original message)|"
     r"(?:received|return-path|message-id|x-[\w-]+): )",
     re.IGNORECASE | re.MULTILINE,
 )
-DAEMONS = re.compile(r"mailer-daemon|postmaster|mail delivery|mail administrator|mail-daemon", re.I)
+DAEMONS = re.compile(
+    r"mailer-daemon|postmaster|mail delivery|mail administrator|mail-daemon|mdaemon|<>", re.I
+)
 BOUNCE_SUBJECTS = re.compile(
     r"undeliver|undelivered|delivery (?:status|failure|failed|has failed|problem|notification)|"
     r"returned mail|mail delivery|failure notice|could not be delivered|non[- ]?delivery|"
     r"delivery report|not delivered|nondeliverable|returned to sender|delivery error|"
     r"mail system error|warning: could not send|rejected:|message not delivered|"
     r"non remis|non distribuable|échec de (?:la )?(?:livraison|remise)|unzustellbar|"
-    r"nicht zustellbar",
+    r"nicht zustellbar|user unknown|unknown user|no such user|mail error",
     re.IGNORECASE,
 )
 AUTO_SUBJECTS = re.compile(
     r"out of (?:the )?office|automatic reply|auto[- ]?reply|autoreply|auto[- ]?response|"
     r"away from|on vacation|vacation|on leave|absence|absent|réponse automatique|"
     r"reponse automatique|message d'absence|abwesen|automatische antwort|respuesta autom|"
-    r"fuera de la oficina|risposta automatica|automatisch antwoord|afwezig|i am away|i'm away",
+    r"fuera de la oficina|risposta automatica|automatisch antwoord|afwezig|i am away|i'm away|"
+    r"autom[aā]tiska atbilde",
+    re.IGNORECASE,
+)
+
+AUTO_BODIES = re.compile(
+    r"\b(?:i am|i'm|je suis) (?:currently )?"
+    r"(?:out of (?:the )?office|away|on (?:vacation|leave|holiday)|absente?)\b",
     re.IGNORECASE,
 )
 
@@ -46,7 +59,12 @@ def clean(value: str) -> str:
 
 
 def header(msg: Message, name: str) -> str:
-    return clean(str(msg.get(name, "")))
+    """A header's text, encoded words (RFC 2047) decoded when they can be."""
+    value = str(msg.get(name, ""))
+    if "=?" in value:
+        with contextlib.suppress(ValueError, LookupError, UnicodeError):
+            value = str(make_header(decode_header(value)))
+    return clean(value)
 
 
 def message_ids_in(text: str) -> list[str]:
@@ -108,22 +126,29 @@ def human_text(msg: Message, *, cut: bool = True) -> str:
     return joined[:20000]
 
 
-def around(text: str, address: str) -> str:
-    """The lines that speak of ``address``: from its first mention to the next blank line."""
+def around(text: str, address: str, others: tuple[str, ...] = ()) -> str:
+    """What the text says about ``address``: from the line naming it, up to 800 characters or
+    the line naming the next of ``others``, whichever comes first."""
     if not address:
         return ""
-    at = text.lower().find(address.lower())
+    low = text.lower()
+    at = low.find(address.lower())
     if at < 0:
         return ""
     start = text.rfind("\n", 0, at) + 1
-    end = text.find("\n\n", at)
-    if end < 0 or end - start > 1200:
-        end = start + 1200
-    chunk = text[start:end]
-    if chunk.strip().strip("<>:").lower() == address.lower():  # the address alone on its line
-        after = text.find("\n\n", end + 2)
-        chunk = text[start : after if after > 0 else end + 1200]
-    return clean(chunk)
+    end = min(len(text), start + 800)
+    for other in others:
+        pos = low.find(other.lower(), at + len(address)) if other != address else -1
+        if 0 <= pos < end:
+            line = text.rfind("\n", 0, pos) + 1
+            end = line if line > at else pos
+    return clean(text[start:end])
+
+
+def addresses_in(text: str) -> list[str]:
+    """Addresses written in a text, lower-cased, in order, once each."""
+    found = (a.lower().strip(".") for a in ADDRESS.findall(text))
+    return list(dict.fromkeys(found))
 
 
 def bounce_like(msg: Message) -> bool:
@@ -149,4 +174,5 @@ def auto_reply(msg: Message) -> bool:
         or msg.get("x-autoresponder")
         or precedence == "auto_reply"
         or AUTO_SUBJECTS.search(header(msg, "subject"))
+        or AUTO_BODIES.search(human_text(msg)[:300])
     )
