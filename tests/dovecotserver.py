@@ -12,8 +12,8 @@ from __future__ import annotations
 import atexit
 import contextlib
 import datetime
-import ipaddress
 import grp
+import ipaddress
 import os
 import pwd
 import shutil

@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
+
 from harkat_mail.models import Outcome
 from harkat_mail.store import RunInfo, Store
 
-from .test_claims import C, _verdict, location, run_with  # noqa: F401 - the fixture
+from .test_claims import C, _verdict, run_with
 
 K = "m0@example.org"
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def location(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Where a fresh store lives: a SQLite file, or a new PostgreSQL database."""
+    if request.param == "sqlite":
+        return str(tmp_path / "log.sqlite")
+    return str(request.getfixturevalue("postgres_db"))
 
 
 async def _send_all(store: Store, outcome: Outcome = Outcome.SENT) -> None:
