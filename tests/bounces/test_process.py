@@ -118,17 +118,19 @@ def test_eml_folder_moves_applied_files_to_a_subfolder(project: Path, smtp_serve
 
 
 def test_another_campaigns_bounce_stays_in_the_mailbox(project: Path, smtp_server, tmp_path: Path) -> None:
-    """A report whose Message-ID another campaign made is left for that campaign's run."""
-    _sent(project, smtp_server)
+    """A report whose Message-ID another campaign made is left for it, though its address is ours."""
+    sent = _sent(project, smtp_server)
+    member = sent[0].rcpt_tos[0]
     folder = tmp_path / "returned"
     folder.mkdir()
     (folder / "other.eml").write_bytes(
-        dsn.dsn(BOUNCES, "someone@example.net", "5.1.1", "550 5.1.1 User unknown",
-                original_id="<0123abcd.may2019@cupw.example.org>")
+        dsn.dsn(BOUNCES, member, "5.1.1", "550 5.1.1 User unknown",
+                original_id=f"<{'0123abcd' * 4}.may2019@cupw.example.org>")
     )
     code, out = _cli("bounces", "process", str(project), "--from", str(folder))
     assert code == 0 and "for another campaign" in out and "0 moved" in out
     assert (folder / "other.eml").exists()
+    assert _states(project)[member.lower()] == ("sent", "")
 
 
 def test_soft_bounces_suppress_only_at_the_threshold(project: Path, smtp_server, tmp_path: Path) -> None:

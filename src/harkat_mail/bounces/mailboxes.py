@@ -104,12 +104,14 @@ class LocalMailbox:
         (folder / "maildirfolder").touch()
         return folder / "cur"
 
-    @staticmethod
-    def _move_files(items: Sequence[Returned], folder: Path) -> int:
+    def _move_files(self, items: Sequence[Returned], folder: Path) -> int:
         moved = 0
         for item in items:
             source = Path(item.handle)
-            target = folder / source.name
+            name = source.name
+            if self.kind == "maildir" and source.parent.name == "new" and ":" not in name:
+                name += ":2,"  # what a file in cur/ carries (Maildir: "seen" by no one yet)
+            target = folder / name
             if target.exists() or not source.exists():
                 continue  # never overwrite; gone already (moved by another reader)
             os.rename(source, target)  # same file system: atomic, nothing copied or lost

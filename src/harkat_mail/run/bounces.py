@@ -11,6 +11,7 @@ log remembers the SHA-256 of each) changes nothing when read again.
 
 from __future__ import annotations
 
+import re
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -26,7 +27,7 @@ from ..models import BounceConfig, Campaign
 from ..store import Store, is_url, open_store
 from .suppress import suppress
 
-SUPPRESS_WHY = {"hard": "bounced hard", "complaint": "complained", "soft": "bounced soft"}
+SUPPRESS_WHY = {"hard": "bounced hard", "complaint": "complained"}
 
 
 @dataclass
@@ -73,12 +74,16 @@ async def _members(store: Store, campaign: str, verp: Verp) -> _Members:
     return members
 
 
+# The Message-IDs harkat-mail makes: <32 hex digits.CAMPAIGN@domain> (mail/message.py).
+_OUR_ID = re.compile(r"^<?[0-9a-f]{32}\.([A-Za-z0-9._-]+)@[^>]+>?$")
+
+
 class _Attributor:
     def __init__(self, campaign: Campaign, verp: Verp, members: _Members) -> None:
         self.verp = verp
+        self.name = campaign.name
         self.tag = self.verp.campaign_tag(campaign.name)
         self.members = members
-        self.marker = f".{campaign.name}@".lower()  # in every Message-ID the campaign made
 
     def member(self, verdict: Verdict, bounced: BouncedRecipient) -> str | None:
         """The member key a bounced recipient is; "" for another campaign's; None: nobody."""
@@ -91,12 +96,14 @@ class _Attributor:
             key = self.members.by_id.get(message_id.strip().lower())
             if key is not None:
                 return key
+        # Before the address: campaigns share lists, so another campaign's bounce often
+        # names a member of this one too.
+        for message_id in verdict.message_ids:
+            ours = _OUR_ID.match(message_id.strip())
+            if ours and ours.group(1) != self.name:
+                return ""
         found = self.members.by_email.get(bounced.address.lower()) if bounced.address else None
-        if found is not None:
-            return found[0]
-        if verdict.message_ids and not any(self.marker in m.lower() for m in verdict.message_ids):
-            return ""
-        return None
+        return found[0] if found is not None else None
 
 
 def _config(campaign: Campaign) -> BounceConfig:
