@@ -101,6 +101,7 @@ def test_altered_or_foreign_tokens_are_ignored() -> None:
         ("{address: b@cupw.example.org, mailbox: 'pop3://u@h'}", "imaps:// or imap://"),
         ("{address: b@cupw.example.org, block_alert: '250%'}", "percentage"),
         ("{address: b@cupw.example.org, soft_threshold: 0}", "whole number"),
+        ("{address: b@cupw.example.org, processed: ../elsewhere}", "expected a folder name"),
     ],
 )
 def test_bad_bounces_config_is_refused_naming_the_key(project: Path, value: str, message: str) -> None:
@@ -108,3 +109,25 @@ def test_bad_bounces_config_is_refused_naming_the_key(project: Path, value: str,
     edit(project, "smtp: local\n", f"smtp: local\nbounces: {value}\n")
     error = refused(project)
     assert "bounces" in error and message in error and "sept2018.yaml" in error
+
+
+def test_reference_builder_uses_the_same_envelope_sender(project: Path) -> None:
+    """build_message (the reference) and the fast builder give each member the same VERP sender."""
+    from harkat_mail.mail import VariantMessages
+    from harkat_mail.mail.message import build_message
+    from harkat_mail.models import Contact, RenderedContent
+
+    campaign = load_campaign(_with_bounces(project, True))
+    contact = Contact(key="ana@example.org", email="Ana@example.org", row=1, source="x", language="en")
+    content = RenderedContent("s", "<p>h</p>", "t")
+    fast = VariantMessages(campaign, "en").build(contact, content, "")
+    slow = build_message(campaign, contact, "en", content, "")
+    assert fast.sender == slow.sender
+    assert VERP_RE.match(fast.sender)
+
+
+def test_relative_mailbox_path_is_resolved_against_the_yaml(project: Path) -> None:
+    """bounces.mailbox as a relative path names a place beside the campaign file."""
+    edit(project, "smtp: local\n", "smtp: local\nbounces: {address: b@cupw.example.org, mailbox: ../Maildir}\n")
+    bounces = load_campaign(project).bounces
+    assert bounces is not None and bounces.mailbox == str(project.parent.parent / "Maildir")

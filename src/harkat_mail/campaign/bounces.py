@@ -69,13 +69,18 @@ def bounce_config(r: Reader, value: object) -> BounceConfig | None:
         raise r.doc.error(
             (*_AT, "address"), "with verp: true the address must have no '+' (VERP adds +TOKEN)"
         )
+    processed = r.text(spec.get("processed", "harkat-processed"), (*_AT, "processed"))
+    if any(c in processed for c in "/\\") or processed.startswith("."):
+        raise r.doc.error(
+            (*_AT, "processed"), "expected a folder name (no '/', '\\' or leading '.')"
+        )
     alert, percent = _block_alert(r, spec.get("block_alert", 10))
     password_env = spec.get("password_env")
     return BounceConfig(
         address=address,
         verp=verp,
         mailbox=_mailbox(r, spec["mailbox"]) if "mailbox" in spec else "",
-        processed=r.text(spec.get("processed", "harkat-processed"), (*_AT, "processed")),
+        processed=processed,
         password_env=r.text(password_env, (*_AT, "password_env")) if password_env else None,
         ca_file=r.path(spec["ca_file"], (*_AT, "ca_file")) if "ca_file" in spec else None,
         soft_threshold=r.integer(spec.get("soft_threshold", 3), (*_AT, "soft_threshold"), 1, 365),
