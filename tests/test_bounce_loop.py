@@ -120,3 +120,38 @@ def test_bounces_protect_the_next_send(project: Path, smtp_server, dovecot: Dove
     assert received == set(sender) - {hard.rcpt_tos[0].lower(), complainer.rcpt_tos[0].lower()}
     for member in (soft_full, soft_delayed, blocked):
         assert member.rcpt_tos[0].lower() in received
+
+
+def test_postgres_send_log_takes_the_suppressions_for_every_machine(
+    project: Path, smtp_server, postgres_db: str, tmp_path: Path
+) -> None:
+    """With a PostgreSQL send log, hard bounces go to its shared suppression: the next send skips them."""
+    edit(project, "send_log: ../outbox/sept2018.sendlog.sqlite", f"send_log: {postgres_db}")
+    edit(project, "smtp: local\n", "smtp: local\nbounces: {address: bounces@cupw.example.org, block_alert: 50%}\n")
+    server, handler = smtp_server()
+    code, out = _cli("send", str(project), "--smtp", f"smtp://127.0.0.1:{server.port}", "--yes")
+    assert code == 0, out
+    sent = sorted(handler.messages, key=lambda m: m.rcpt_tos[0])
+    folder = tmp_path / "returned"
+    folder.mkdir()
+    (folder / "hard.eml").write_bytes(
+        dsn.dsn("bounces@cupw.example.org", "alias@forward.example.net", "5.1.1",
+                "550 5.1.1 User unknown", original_id=sent[0].message["Message-ID"])
+    )
+    (folder / "block.eml").write_bytes(
+        dsn.dsn("bounces@cupw.example.org", sent[1].rcpt_tos[0], "5.7.1", "554 5.7.1 rejected as spam")
+    )
+    code, out = _cli("bounces", "process", str(project), "--from", str(folder))
+    assert code == 0 and "1 addresses suppressed" in out and "2 moved" in out, out
+    assert "reputation" not in out  # 1 block of many sent is under 50%
+    assert not (project.parent.parent / "suppression.txt").exists()
+
+    text = project.read_text().replace("name: sept2018", "name: oct2018")
+    following = project.with_name("oct2018.yaml")
+    following.write_text(text.replace("outbox/sept2018", "outbox/oct2018"))
+    server2, handler2 = smtp_server()
+    code, out = _cli("send", str(following), "--smtp", f"smtp://127.0.0.1:{server2.port}", "--yes")
+    assert code == 0, out
+    received = {m.rcpt_tos[0] for m in handler2.messages}
+    assert sent[0].rcpt_tos[0] not in received and sent[1].rcpt_tos[0] in received
+    assert len(received) == len(sent) - 1
