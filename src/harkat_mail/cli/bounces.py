@@ -82,6 +82,8 @@ def process(campaign_file: Path, source: str | None) -> None:
         f"applied: {applied}; {summary.suppressed} addresses suppressed; "
         f"{summary.moved} moved to {summary.processed}"
     )
+    if summary.refused:
+        click.echo(f"  {summary.refused} hard refusals at RCPT during the send, now suppressed")
     if summary.already:
         click.echo(f"  {summary.already} already applied by an earlier run")
     for line in summary.left:

@@ -25,7 +25,7 @@ from ..mail.tokens import secret_from_env
 from ..mail.verp import Verp
 from ..models import BounceConfig, Campaign
 from ..store import Store, is_url, open_store
-from .suppress import suppress
+from .suppress import record_refusals, suppress
 
 SUPPRESS_WHY = {"hard": "bounced hard", "complaint": "complained"}
 
@@ -41,6 +41,7 @@ class BounceSummary:
     already: int = 0  # applied by an earlier run, moved now
     applied: Counter[str] = field(default_factory=Counter)  # rows changed, per class
     suppressed: int = 0
+    refused: int = 0  # hard refusals at RCPT during the send, recorded now (a run cut short)
     left: list[str] = field(default_factory=list)  # "source: why", still in the mailbox
     blocks: int = 0  # block bounces in the campaign so far
     sent: int = 0
@@ -207,6 +208,7 @@ async def process_bounces(campaign: Campaign, source: str | None = None) -> Boun
             if await _one(item, campaign, store, config, who, summary):
                 done.append(item)
         summary.moved = await box.move(done)
+        summary.refused = await record_refusals(campaign, store)
         summary.blocks = (await store.bounce_counts(campaign.name)).get("block", 0)
         summary.sent = who.members.sent
         summary.alarm = _alarm(config, summary.blocks, summary.sent)
