@@ -16,9 +16,15 @@ def dsn(
     diagnostic: str,
     original_id: str = "",
     action: str = "failed",
+    return_path: str = "",
 ) -> bytes:
-    """A Postfix-style delivery status notification sent back to envelope sender ``to``."""
+    """A Postfix-style delivery status notification sent back to envelope sender ``to``.
+
+    ``return_path``: the original envelope sender, in the returned headers as receivers add it.
+    """
     original = f"Message-ID: {original_id}\n" if original_id else ""
+    if return_path:
+        original = f"Return-Path: <{return_path}>\n" + original
     text = f"""From: MAILER-DAEMON@mx.example.net (Mail Delivery System)
 To: {to}
 Subject: Undelivered Mail Returned to Sender

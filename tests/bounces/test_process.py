@@ -189,3 +189,25 @@ def test_bad_mailbox_is_one_line_and_exit_2(project: Path, smtp_server, yaml: st
     code, out = _cli("bounces", "process", str(project), *args)
     assert code == 2 and message in out and "Traceback" not in out
     assert len(out.strip().splitlines()) == 1
+
+
+def test_verp_token_in_the_returned_headers_attributes_a_rewritten_report(project: Path, smtp_server, tmp_path: Path) -> None:
+    """A report sent to the plain bounce address still finds its member by the Return-Path it returns."""
+    edit(project, "smtp: local\n", f"smtp: local\nbounces: {{address: {BOUNCES}, verp: true}}\n")
+    server, handler = smtp_server()
+    assert _cli("send", str(project), "--smtp", f"smtp://127.0.0.1:{server.port}", "--yes")[0] == 0
+    member = sorted(handler.messages, key=lambda m: m.rcpt_tos[0])[0]
+    folder = tmp_path / "returned"
+    folder.mkdir()
+    (folder / "rewritten.eml").write_bytes(
+        dsn.dsn(BOUNCES, "alias@forward.example.net", "5.1.1", "550 5.1.1 User unknown",
+                return_path=member.mail_from.upper())
+    )
+    forged = member.mail_from[:9] + ("a" if member.mail_from[9] != "a" else "b") + member.mail_from[10:]
+    (folder / "forged.eml").write_bytes(
+        dsn.dsn(BOUNCES, "alias2@forward.example.net", "5.1.1", "550 5.1.1 User unknown", return_path=forged)
+    )
+    code, out = _cli("bounces", "process", str(project), "--from", str(folder))
+    assert code == 0 and "1 moved" in out, out
+    assert "alias2@forward.example.net is no member" in out
+    assert _states(project)[member.rcpt_tos[0].lower()] == ("bounced", "hard")

@@ -15,6 +15,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -24,6 +25,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 _INFO = b"harkat-mail VERP return path v1: HMAC-SHA256 key"
 _LEN = 32  # characters of a token: 20 bytes in base32, no padding
 _MAC = 8
+MAX_SCAN = 1 << 20  # bytes of a report searched for a token: the headers are near the top
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,8 @@ class Verp:
         self.local, _, self.domain = address.rpartition("@")
         hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_INFO)
         self._key = hkdf.derive(secret)
+        local, domain = re.escape(self.local.encode()), re.escape(self.domain.encode())
+        self._pattern = re.compile(local + rb"\+([A-Za-z2-7]{32})@" + domain, re.IGNORECASE)
 
     def __repr__(self) -> str:  # never show the key
         return f"Verp({self.local}@{self.domain}, <key hidden>)"
@@ -79,6 +83,15 @@ class Verp:
         if not hmac.compare_digest(mac, self._mac(b"verp", body)[:_MAC]):
             return None
         return VerpToken(campaign=body[:4], member=body[4:])
+
+    def scan(self, data: bytes) -> VerpToken | None:
+        """The first valid token anywhere in a message's bytes: a report's returned headers
+        carry the original envelope sender (Return-Path) even when its own To was rewritten."""
+        for found in self._pattern.finditer(data[:MAX_SCAN]):
+            token = self.verify(found.group(1).decode("ascii"))
+            if token is not None:
+                return token
+        return None
 
     def find(self, addresses: Iterable[str]) -> VerpToken | None:
         """The first valid token among addresses like ``local+TOKEN@domain`` (any case)."""

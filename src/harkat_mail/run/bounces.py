@@ -86,9 +86,9 @@ class _Attributor:
         self.tag = self.verp.campaign_tag(campaign.name)
         self.members = members
 
-    def member(self, verdict: Verdict, bounced: BouncedRecipient) -> str | None:
+    def member(self, verdict: Verdict, bounced: BouncedRecipient, data: bytes) -> str | None:
         """The member key a bounced recipient is; "" for another campaign's; None: nobody."""
-        token = self.verp.find(verdict.envelope_to)
+        token = self.verp.find(verdict.envelope_to) or self.verp.scan(data)
         if token is not None:
             if token.campaign != self.tag:
                 return ""
@@ -159,7 +159,7 @@ async def _one(
         return False
     found: list[tuple[str, BouncedRecipient]] = []
     for bounced in verdict.recipients:
-        key = who.member(verdict, bounced)
+        key = who.member(verdict, bounced, item.data)
         if key == "":
             summary.left.append(f"{item.source}: for another campaign")
             return False
