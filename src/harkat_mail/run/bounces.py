@@ -4,9 +4,10 @@ Attribution, most reliable first: the VERP token in the address the report was s
 in the Return-Path of the returned headers (it names campaign and member and cannot be
 forged), then the original Message-ID found in the returned headers (stable per campaign x
 member), then the bounced address among the campaign's members. A report for another
-campaign, one no member matches, and mail that is no report at all (``other``) stay in the mailbox and are reported; everything applied (auto-replies too,
-which change nothing) is moved to the processed folder. A message already applied (the send
-log remembers the SHA-256 of each) changes nothing when read again.
+campaign, one no member matches, and mail that is no report at all (``other``) stay in the
+mailbox and are reported; everything applied (auto-replies too, which change nothing) is
+moved to the processed folder. A message already applied (the send log remembers the SHA-256
+of each) changes nothing when read again.
 """
 
 from __future__ import annotations
