@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import contextlib
-import email
 import re
-from collections.abc import Iterator
 from email.header import decode_header, make_header
 from email.message import Message
+from email.parser import BytesHeaderParser
 from typing import Any
 
 WHITESPACE = re.compile(r"\s+")
 MESSAGE_ID = re.compile(r"<[^<>\s]+@[^<>\s]+>")
+HEADERS = BytesHeaderParser()
+TAGGED = re.compile(r"^(?:smtp|rfc822|mailto)[=:;]")
 ADDRESS = re.compile(r"[\w.+=!#$%&'*/?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+")
 # Where MTAs start quoting the returned message in a plain-text bounce: our own newsletter's words
 # ("policy", "blocked") must not be read as the reason.
@@ -71,18 +72,24 @@ def message_ids_in(text: str) -> list[str]:
     return MESSAGE_ID.findall(text)
 
 
-def returned_parts(msg: Message) -> Iterator[Message]:
-    """The returned original: the headers of a message/rfc822 or text/rfc822-headers part."""
-    for part in msg.walk():
+def returned_parts(msg: Message) -> list[Message]:
+    """The returned original's headers: message/rfc822 parts and text/rfc822-headers parts."""
+    found: list[Message] = []
+    stack: list[Message] = [msg]
+    while stack:
+        part = stack.pop()
         ctype = part.get_content_type()
+        payload: Any = part.get_payload()
         if ctype in ("message/rfc822", "message/global"):
-            payload: Any = part.get_payload()
             if isinstance(payload, list):
-                yield from (p for p in payload[:1] if isinstance(p, Message))
+                found.extend(p for p in payload[:1] if isinstance(p, Message))
         elif ctype in ("text/rfc822-headers", "text/global-headers"):
             raw = part.get_payload(decode=True)
             if isinstance(raw, bytes):
-                yield email.message_from_bytes(raw)
+                found.append(HEADERS.parsebytes(raw))
+        elif part.is_multipart() and not ctype.startswith("message/"):
+            stack.extend(reversed([p for p in payload if isinstance(p, Message)]))
+    return found
 
 
 def _decoded(part: Message) -> str:
@@ -147,7 +154,7 @@ def around(text: str, address: str, others: tuple[str, ...] = ()) -> str:
 
 def addresses_in(text: str) -> list[str]:
     """Addresses written in a text, lower-cased, in order, once each."""
-    found = (a.lower().strip(".") for a in ADDRESS.findall(text))
+    found = (TAGGED.sub("", a.lower().strip(".'")) for a in ADDRESS.findall(text))
     return list(dict.fromkeys(found))
 
 
@@ -163,8 +170,8 @@ def bounce_like(msg: Message) -> bool:
     )
 
 
-def auto_reply(msg: Message) -> bool:
-    """RFC 3834 headers and the usual vendor ones, or an out-of-office subject."""
+def auto_reply(msg: Message, text: str) -> bool:
+    """RFC 3834 headers and the usual vendor ones, an out-of-office subject or opening words."""
     submitted = header(msg, "auto-submitted").lower()
     precedence = header(msg, "precedence").lower()
     return bool(
@@ -174,5 +181,5 @@ def auto_reply(msg: Message) -> bool:
         or msg.get("x-autoresponder")
         or precedence == "auto_reply"
         or AUTO_SUBJECTS.search(header(msg, "subject"))
-        or AUTO_BODIES.search(human_text(msg)[:300])
+        or AUTO_BODIES.search(text[:300])
     )
