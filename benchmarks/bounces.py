@@ -1,13 +1,13 @@
 """Bounce classification: speed and quality over the corpus in tests/data/bounces.
 
-Speed: messages classified per second, repeating the corpus for ``--rounds`` passes, against the
-anchor of merely parsing each message with ``email.message_from_bytes`` in the same run.
+Speed: messages classified per second over the corpus, against the anchor of merely parsing each
+message with ``email.message_from_bytes`` in the same run (best of several timings each).
 Quality, per recipient of the hand-checked manifest: hard bounces suppressed, other bounces
 (soft, block) wrongly suppressed, complaints suppressed, and auto-replies and ordinary mail that
 would suppress anyone; then the same figures for flufl.bounce alone, taking its "permanent
 failures" as suppressions (what a list manager using it directly would do).
 
-    python benchmarks/bounces.py [--rounds 20]
+    python benchmarks/bounces.py [--rounds 5] [--tries 5]
 """
 
 from __future__ import annotations
@@ -70,33 +70,46 @@ def quality(name: str, suppress: Suppressor, corpus: dict[str, tuple[bytes, Expe
     print(f"  auto-replies/ordinary suppressing .. {pct('quiet')}   (goal 0)")
 
 
-def speed(samples: list[bytes], rounds: int) -> None:
-    work = samples * rounds
-    start = time.perf_counter()
-    for data in work:
-        email.message_from_bytes(data)
-    parse = time.perf_counter() - start
-    start = time.perf_counter()
-    for data in work:
-        classify(data)
-    ours_s = time.perf_counter() - start
-    start = time.perf_counter()
-    for data in work:
-        flufl_alone(data)
-    flufl_s = time.perf_counter() - start
-    n = len(work)
-    print(f"{len(samples)} messages x {rounds} rounds = {n} classifications")
-    print(f"  classify ................ {n / ours_s:8.0f} messages/s   (goal >= 2,000/s)")
-    print(f"  anchor: parse only ...... {n / parse:8.0f} messages/s   classify costs {ours_s / parse:.1f}x a parse")
-    print(f"  flufl.bounce alone ...... {n / flufl_s:8.0f} messages/s   ({flufl_s / parse:.1f}x a parse)")
+def _time(step: Callable[[bytes], object], samples: list[bytes], rounds: int) -> tuple[float, ...]:
+    """CPU and wall seconds per message for ``rounds`` passes over ``samples``."""
+    cpu, wall = time.process_time(), time.perf_counter()
+    for _ in range(rounds):
+        for data in samples:
+            step(data)
+    n = rounds * len(samples)
+    return (time.process_time() - cpu) / n, (time.perf_counter() - wall) / n
+
+
+def speed(samples: list[bytes], rounds: int, tries: int) -> None:
+    """Each figure is the best of several timings taken in turn. CPU time is the headline: on a
+    shared machine, time spent waiting for a core is not the classifier's. Wall time is shown."""
+    steps = {"classify": classify, "parse": email.message_from_bytes, "flufl": flufl_alone}
+    best = {name: (float("inf"), float("inf")) for name in steps}
+    for _ in range(tries):
+        for name, step in steps.items():
+            cpu, wall = _time(step, samples, rounds)
+            best[name] = (min(best[name][0], cpu), min(best[name][1], wall))
+    parse = best["parse"][0]
+    print(f"{len(samples)} messages, {rounds} passes per timing, best of {tries}")
+    for label, name, goal in (
+        ("classify ...............", "classify", "(goal >= 2,000/s)"),
+        ("anchor: parse only .....", "parse", ""),
+        ("flufl.bounce alone .....", "flufl", ""),
+    ):
+        cpu, wall = best[name]
+        print(
+            f"  {label} {1 / cpu:7.0f} messages/s CPU ({1 / wall:5.0f}/s wall)"
+            f"  {cpu / parse:4.1f}x a parse  {goal}"
+        )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--rounds", type=int, default=20, help="passes over the corpus for speed")
+    parser.add_argument("--rounds", type=int, default=5, help="passes over the corpus per timing")
+    parser.add_argument("--tries", type=int, default=5, help="timings taken; the best counts")
     args = parser.parse_args()
     corpus = {name: ((CORPUS / name).read_bytes(), e) for name, e in sorted(manifest().items())}
-    speed([data for data, _ in corpus.values()], args.rounds)
+    speed([data for data, _ in corpus.values()], args.rounds, args.tries)
     quality("harkat-mail bounces (this project)", ours, corpus)
     quality("flufl.bounce alone (permanent failures suppressed)", flufl_alone, corpus)
 

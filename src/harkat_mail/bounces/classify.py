@@ -36,6 +36,8 @@ ACTIONS: dict[BounceClass, Action] = {
     "soft": "count",
     "block": "none",
 }
+ANGLED = re.compile(r"<([^<>\s]+@[^<>\s]+)>")
+SENDER_MENTION = re.compile(r"(?<!expanded )from:?\s+(<?[^\s<>]+@[^\s<>:]+)", re.IGNORECASE)
 EXPANDED = re.compile(r"expanded from:? <?([^\s<>()]+)", re.IGNORECASE)
 ENVELOPE_HEADERS = ("to", "delivered-to", "x-original-to", "envelope-to", "x-envelope-to")
 # ARF feedback types that are not a member's complaint (RFC 6591 authentication failure reports).
@@ -128,9 +130,17 @@ def _verdict(report: Report) -> Verdict:
 
 
 def _envelope_to(msg: Message) -> tuple[str, ...]:
-    values = [str(v) for name in ENVELOPE_HEADERS for v in (msg.get_all(name) or [])]
-    found = [addr.lower() for _, addr in getaddresses(values) if "@" in addr]
-    return tuple(dict.fromkeys(found))
+    """The addresses the report was delivered to, exactly as written (VERP tokens intact)."""
+    found: list[str] = []
+    for name in ENVELOPE_HEADERS:
+        for value in msg.get_all(name) or []:
+            text = str(value)
+            if "<" in text:  # display names or comments around angle addresses
+                found.extend(ANGLED.findall(text))
+            else:
+                bare = (t.strip() for t in text.split(","))
+                found.extend(t for t in bare if "@" in t and " " not in t)
+    return tuple(dict.fromkeys(a.lower() for a in found))
 
 
 def _message_ids(report: Report) -> tuple[str, ...]:
@@ -282,17 +292,16 @@ def _flufl(msg: Message) -> dict[str, bool]:
 
 
 def _named_in(report: Report, envelope: tuple[str, ...]) -> list[str]:
-    """Addresses a plain-text bounce names, less its own, the original sender's and any in our
-    own domains (the envelope's); at most 10."""
+    """Addresses a plain-text bounce names, less its own, the original sender's and any it
+    names as a sender ("mail from ..."); at most 10."""
     own = set(envelope)
-    ours = {a.rpartition("@")[2] for a in envelope}
     for source in [report.msg, *report.returned]:
         own.update(addresses_in(header(source, "from")))
+    own.update(addresses_in(" ".join(SENDER_MENTION.findall(report.text))))
     found = [
         a
         for a in addresses_in(report.text)
         if a not in own
-        and a.rpartition("@")[2] not in ours
         and not a.startswith(("postmaster@", "mailer-daemon@", "abuse@"))
     ]
     return found if len(found) <= 10 else []
