@@ -17,15 +17,16 @@ from typing import Any, Literal
 
 from .reasons import BounceClass, best_status, bounce_class
 from .text import (
+    Parts,
     addresses_in,
     around,
     auto_reply,
     bounce_like,
     clean,
+    dissect,
     header,
-    human_text,
     message_ids_in,
-    returned_parts,
+    words,
 )
 
 Kind = Literal["bounce", "complaint", "auto-reply", "other"]
@@ -71,22 +72,22 @@ class Report:
 
     def __init__(self, msg: Message) -> None:
         self.msg = msg
-        self.status_parts: list[Message] = []
-        self.feedback: Message | None = None
-        self.returned = returned_parts(msg)
-        for part in msg.walk():
-            ctype = part.get_content_type()
-            if ctype in ("message/delivery-status", "message/global-delivery-status"):
-                self.status_parts.append(part)
-            elif ctype == "message/feedback-report" and self.feedback is None:
-                self.feedback = part
+        parts = dissect(msg)
+        wrapped = [r for r in parts.returned if r.get_content_type() == "multipart/report"]
+        if not parts.status and parts.feedback is None and wrapped:
+            inner = dissect(wrapped[0])  # a report forwarded whole, e.g. by a disclaimer gateway
+            parts = Parts(inner.status, inner.feedback, inner.returned, parts.texts + inner.texts)
+        self.status_parts = parts.status
+        self.feedback = parts.feedback
+        self.returned = parts.returned
+        self.texts = parts.texts
         self._text: str | None = None
 
     @property
     def text(self) -> str:
-        """The report's own words (human_text), read on first use."""
+        """The report's own words, read on first use."""
         if self._text is None:
-            self._text = human_text(self.msg)
+            self._text = words(self.texts)
         return self._text
 
 
@@ -149,7 +150,7 @@ def _message_ids(report: Report) -> tuple[str, ...]:
         found.extend(message_ids_in(str(part.get("message-id", ""))))
     if not found:
         found.extend(message_ids_in(header(report.msg, "in-reply-to")))
-        whole = human_text(report.msg, cut=False)
+        whole = words(report.texts, cut=False)
         found.extend(re.findall(r"(?im)^message-id:[ \t]*(<[^>\s]+>)", whole))
     return tuple(dict.fromkeys(found))
 
@@ -274,9 +275,19 @@ def _fallback(report: Report, envelope: tuple[str, ...]) -> tuple[BouncedRecipie
 
 
 def _listed(text: str, address: str) -> bool:
-    """Whether ``address`` starts a line, as in the failed-recipient lists of most MTAs."""
-    line = r"(?im)^[ \t*>-]*<?" + re.escape(address) + r">?[ \t]*(?:$|:|\(|\.\.\.|-)"
-    return re.search(line, text) is not None
+    """Whether ``address`` starts a line, as in the failed-recipient lists of most MTAs: alone,
+    or followed by ":", "(", "..." or "-" (not by prose such as "fails, try ...")."""
+    low = text.lower()
+    at = low.find(address)
+    while at >= 0:
+        start = low.rfind("\n", 0, at) + 1
+        after = low[at + len(address) : at + len(address) + 4].lstrip(" \t>")
+        if not low[start:at].strip(" \t*>-<") and (after[:1] in ("", "\n", ":", "(", "-") or (
+            after.startswith("...")
+        )):
+            return True
+        at = low.find(address, at + 1)
+    return False
 
 
 def _flufl(msg: Message) -> dict[str, bool]:
