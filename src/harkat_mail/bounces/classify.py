@@ -1,9 +1,10 @@
 """One returned message -> a verdict: bounce, complaint, auto-reply or other, per recipient.
 
 Standards first: RFC 3464 delivery status notifications and RFC 5965 ARF feedback reports say who
-failed and why in fields; RFC 3834 auto-replies are recognised and ignored. Bounces in an MTA's own
-format fall back to flufl.bounce's detectors for the recipient and to our rules (reasons.py) for
-the class. classify() never raises: a message it cannot read is "other".
+failed and why in fields; RFC 3834 auto-replies are recognised and ignored. A bounce in an MTA's
+own format names its recipients in its text (flufl.bounce's detectors decide when that is
+unclear), and our rules (reasons.py) give the class. classify() never raises: a message it cannot
+read is "other".
 """
 
 from __future__ import annotations
@@ -117,9 +118,11 @@ def _verdict(report: Report) -> Verdict:
     if report.feedback is not None or msg.get_param("report-type") == "feedback-report":
         return _complaint(report, ids, envelope)
     if report.status_parts:
-        found = _dsn(report)
+        found, succeeded = _dsn(report)
         if found:
             return Verdict("bounce", found, ids, envelope)
+        if succeeded:  # a delivery (or relay) notification: nothing failed
+            return Verdict("other", (), ids, envelope)
     bounce = bounce_like(msg)
     if not bounce and auto_reply(msg, report.text):
         return Verdict("auto-reply", (), ids, envelope)
@@ -177,8 +180,10 @@ def _address_field(block: Message, name: str) -> str:
     return value.strip().strip("<>").strip()
 
 
-def _dsn(report: Report) -> tuple[BouncedRecipient, ...]:
+def _dsn(report: Report) -> tuple[tuple[BouncedRecipient, ...], bool]:
+    """The failed and delayed recipients of the status parts, and whether any was delivered."""
     text = report.text
+    succeeded = False
     fields: list[tuple[str, str, str, str]] = []
     for part in report.status_parts:
         for block in _blocks(part):
@@ -189,6 +194,7 @@ def _dsn(report: Report) -> tuple[BouncedRecipient, ...]:
             if not address and not action:
                 continue  # the per-message block (Reporting-MTA, Arrival-Date)
             if action.startswith(("delivered", "relayed", "expanded")):
+                succeeded = True
                 continue
             diagnostic = clean(str(block.get("diagnostic-code", "")))
             if ";" in diagnostic[:12]:
@@ -205,14 +211,15 @@ def _dsn(report: Report) -> tuple[BouncedRecipient, ...]:
         )
         for address, action, status, diagnostic in fields
     ]
-    return _once(found)
+    return _once(found), succeeded
 
 
 def _once(found: list[BouncedRecipient]) -> tuple[BouncedRecipient, ...]:
-    """One verdict per address (some MTAs repeat a recipient block per alias expansion)."""
-    return tuple({r.address: r for r in reversed(found)}[a] for a in dict.fromkeys(
-        r.address for r in found
-    ))
+    """One verdict per address, the first (some MTAs repeat a block per alias expansion)."""
+    first: dict[str, BouncedRecipient] = {}
+    for r in found:
+        first.setdefault(r.address, r)
+    return tuple(first.values())
 
 
 def _complaint(report: Report, ids: tuple[str, ...], envelope: tuple[str, ...]) -> Verdict:
