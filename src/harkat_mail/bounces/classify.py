@@ -260,12 +260,13 @@ def _hotmail_complaint(report: Report) -> bool:
 
 
 def _fallback(report: Report, envelope: tuple[str, ...]) -> tuple[BouncedRecipient, ...]:
-    """A bounce in an MTA's own format. The addresses it lists one per line (or the one address
-    it names, other than ours) are the recipients; failing that, flufl.bounce's detectors decide.
-    Our rules give the class."""
+    """A bounce in an MTA's own format. The addresses in X-Failed-Recipients, else those it lists
+    one per line, else the one address it names (other than ours) are the recipients; failing
+    that, flufl.bounce's detectors decide. Our rules give the class."""
     text = report.text
     candidates = _named_in(report, envelope)
-    listed = [a for a in candidates if _listed(text, a)]
+    failed = addresses_in(header(report.msg, "x-failed-recipients"))  # Exim's and Gmail's header
+    listed = failed or [a for a in candidates if _listed(text, a)]
     listed += [a for a in addresses_in(" ".join(EXPANDED.findall(text))) if listed]
     if listed:
         named = dict.fromkeys(listed, True)

@@ -58,6 +58,7 @@ BLOCK = _rx(
     r"exceeds (?:the )?(?:maximum|size)",
     r"sender (?:address )?rejected|sender domain|sender verify|domain of sender",
     r"refused to accept|not accepting mail from",
+    r"'?send mail as'? (?:feature|account)|does not advertise auth",
     r"without (?:an? )?[\w-]+:? (?:field|header)",
     r"(?:missing|no|invalid|bad) [\w-]+:? (?:field|header)",
     r"header error|malformed (?:message|header)",
