@@ -65,6 +65,19 @@ def test_mbox_sources_are_path_and_index(tmp_path: Path) -> None:
     assert [(o["source"], o["kind"]) for o in objects] == [(f"{path}:1", "bounce"), (f"{path}:2", "auto-reply")]
 
 
+def test_a_real_mbox_of_two_bounces(tmp_path: Path) -> None:
+    """A Postfix bounce and its postmaster copy, as filed in an mbox, read as two blocks."""
+    path = tmp_path / "returned"
+    shutil.copy(ROOT / "mbox" / "sisimai-rhost-cox-01.mbox", path)
+    code, out, _ = _check(str(path), "--format", "json")
+    objects = [json.loads(line) for line in out.splitlines()]
+    assert code == 0 and [o["source"] for o in objects] == [f"{path}:1", f"{path}:2"]
+    for o in objects:
+        assert [(r["address"], r["status"], r["class"]) for r in o["recipients"]] == [
+            ("recipient55@cox.net", "5.1.0", "block")
+        ]
+
+
 def test_text_lines_for_a_folder_and_a_file(tmp_path: Path) -> None:
     """A folder of .eml files and a single file give one readable line per message."""
     folder = tmp_path / "eml"

@@ -97,6 +97,19 @@ def test_dsn_reason_decides_the_class(diagnostic: str, status: str, action: str,
     assert only.action == ACTIONS[expected] and only.diagnostic == diagnostic
 
 
+def test_success_notification_is_not_a_bounce() -> None:
+    """A DSN whose only recipient was delivered or relayed suppresses and counts nobody."""
+    for action in ("delivered", "relayed"):
+        verdict = classify(dsn("250 2.0.0 Ok: queued", "2.0.0", action))
+        assert (verdict.kind, verdict.recipients) == ("other", ())
+
+
+def test_delayed_dsn_is_counted_not_suppressed() -> None:
+    """Action: delayed is a soft bounce, counted, whatever its code."""
+    (only,) = classify(dsn("550 5.1.1 user unknown", "4.4.1", "delayed")).recipients
+    assert (only.bounce_class, only.action) == ("soft", "count")
+
+
 def test_verdict_points_back_to_the_sent_message() -> None:
     """The returned Message-ID and the address the report came to (the VERP token) are exposed."""
     verdict = classify(dsn("550 5.1.1 user unknown", "5.1.1"))

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import contextlib
-import email
 import re
-from collections.abc import Iterator
+from dataclasses import dataclass, field
 from email.header import decode_header, make_header
 from email.message import Message
+from email.parser import BytesHeaderParser
 from typing import Any
 
 WHITESPACE = re.compile(r"\s+")
 MESSAGE_ID = re.compile(r"<[^<>\s]+@[^<>\s]+>")
+HEADERS = BytesHeaderParser()
+TAGGED = re.compile(r"^(?:smtp|rfc822|mailto)[=:;]")
 ADDRESS = re.compile(r"[\w.+=!#$%&'*/?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+")
 # Where MTAs start quoting the returned message in a plain-text bounce: our own newsletter's words
 # ("policy", "blocked") must not be read as the reason.
@@ -71,18 +73,47 @@ def message_ids_in(text: str) -> list[str]:
     return MESSAGE_ID.findall(text)
 
 
-def returned_parts(msg: Message) -> Iterator[Message]:
-    """The returned original: the headers of a message/rfc822 or text/rfc822-headers part."""
-    for part in msg.walk():
+STATUS_TYPES = ("message/delivery-status", "message/global-delivery-status")
+RETURNED_TYPES = ("message/rfc822", "message/global")
+RETURNED_HEADER_TYPES = ("text/rfc822-headers", "text/global-headers")
+
+
+@dataclass
+class Parts:
+    """A report's parts by role, found in one walk that never enters the returned original."""
+
+    status: list[Message] = field(default_factory=list)
+    feedback: Message | None = None
+    returned: list[Message] = field(default_factory=list)
+    texts: list[Message] = field(default_factory=list)
+
+
+def dissect(msg: Message) -> Parts:
+    """Status parts, the feedback report, the returned original's headers and the text parts."""
+    parts = Parts()
+    stack: list[Message] = [msg]
+    while stack:
+        part = stack.pop()
         ctype = part.get_content_type()
-        if ctype in ("message/rfc822", "message/global"):
+        if ctype in STATUS_TYPES:
+            parts.status.append(part)
+        elif ctype == "message/feedback-report":
+            parts.feedback = parts.feedback or part
+        elif ctype in RETURNED_TYPES:
             payload: Any = part.get_payload()
             if isinstance(payload, list):
-                yield from (p for p in payload[:1] if isinstance(p, Message))
-        elif ctype in ("text/rfc822-headers", "text/global-headers"):
+                parts.returned.extend(p for p in payload[:1] if isinstance(p, Message))
+        elif ctype in RETURNED_HEADER_TYPES:
             raw = part.get_payload(decode=True)
             if isinstance(raw, bytes):
-                yield email.message_from_bytes(raw)
+                parts.returned.append(HEADERS.parsebytes(raw))
+        elif part.is_multipart():
+            if not ctype.startswith("message/"):
+                children: Any = part.get_payload()
+                stack.extend(reversed([p for p in children if isinstance(p, Message)]))
+        elif ctype.startswith("text/"):
+            parts.texts.append(part)
+    return parts
 
 
 def _decoded(part: Message) -> str:
@@ -96,33 +127,22 @@ def _decoded(part: Message) -> str:
         return raw.decode("utf-8", "replace")
 
 
-def human_text(msg: Message, *, cut: bool = True) -> str:
-    """The bounce's own words: its text parts outside the returned message, cut where an MTA
-    starts quoting the original (unless ``cut`` is False)."""
-    texts: list[str] = []
-    stack: list[Message] = [msg]
-    while stack:
-        part = stack.pop(0)
+def words(texts: list[Message], *, cut: bool = True) -> str:
+    """The bounce's own words: its plain text parts (an HTML part only when there is none),
+    cut where an MTA starts quoting the original (unless ``cut`` is False)."""
+    found: list[str] = []
+    for part in texts:
         ctype = part.get_content_type()
-        if part.is_multipart():
-            if ctype.startswith("message/"):
-                continue  # the returned original or a status part, never the bounce's words
-            payload: Any = part.get_payload()
-            stack[:0] = [p for p in payload if isinstance(p, Message)]
-        elif ctype in ("text/plain", "text/html") or (ctype.startswith("text/") and not texts):
-            if ctype.endswith("headers"):
-                continue
-            text = _decoded(part)
-            if ctype == "text/html":
-                if any(p for p in texts):
-                    continue
-                text = re.sub(r"<[^>]*>", " ", text)
-            texts.append(text)
-    joined = "\n".join(texts).replace("\r\n", "\n")
+        if ctype == "text/plain" or (ctype != "text/html" and not found):
+            found.append(_decoded(part))
+    if not any(t.strip() for t in found):
+        html = [p for p in texts if p.get_content_type() == "text/html"][:1]
+        found = [re.sub(r"<[^>]*>", " ", _decoded(p)) for p in html]
+    joined = "\n".join(found).replace("\r\n", "\n")
     if cut:
-        found = RETURNED_MARKERS.search(joined, 40)
-        if found:
-            joined = joined[: found.start()]
+        marker = RETURNED_MARKERS.search(joined, 40)
+        if marker:
+            joined = joined[: marker.start()]
     return joined[:20000]
 
 
@@ -147,7 +167,7 @@ def around(text: str, address: str, others: tuple[str, ...] = ()) -> str:
 
 def addresses_in(text: str) -> list[str]:
     """Addresses written in a text, lower-cased, in order, once each."""
-    found = (a.lower().strip(".") for a in ADDRESS.findall(text))
+    found = (TAGGED.sub("", a.lower().strip(".'")) for a in ADDRESS.findall(text))
     return list(dict.fromkeys(found))
 
 
@@ -163,8 +183,8 @@ def bounce_like(msg: Message) -> bool:
     )
 
 
-def auto_reply(msg: Message) -> bool:
-    """RFC 3834 headers and the usual vendor ones, or an out-of-office subject."""
+def auto_reply(msg: Message, text: str) -> bool:
+    """RFC 3834 headers and the usual vendor ones, an out-of-office subject or opening words."""
     submitted = header(msg, "auto-submitted").lower()
     precedence = header(msg, "precedence").lower()
     return bool(
@@ -174,5 +194,5 @@ def auto_reply(msg: Message) -> bool:
         or msg.get("x-autoresponder")
         or precedence == "auto_reply"
         or AUTO_SUBJECTS.search(header(msg, "subject"))
-        or AUTO_BODIES.search(human_text(msg)[:300])
+        or AUTO_BODIES.search(text[:300])
     )

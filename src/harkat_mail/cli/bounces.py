@@ -27,10 +27,14 @@ def describe(source: str, verdict: Verdict) -> str:
     parts = [
         f"{r.address or '(unnamed)'} {r.bounce_class} -> {r.action}"
         + (f" {r.status}" if r.status else "")
-        + (f" ({r.diagnostic[:120]})" if r.diagnostic else "")
+        + (f" ({_short(r.diagnostic)})" if r.diagnostic else "")
         for r in verdict.recipients
     ]
     return f"{source}: {verdict.kind}: " + "; ".join(parts)
+
+
+def _short(text: str, limit: int = 160) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 @bounces.command()
