@@ -3,27 +3,30 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import jinja2
 from jinja2 import meta
 from jinja2.sandbox import SandboxedEnvironment
 
 from ..errors import RenderError
-from ..models import Campaign, Contact, RenderedContent
+from ..models import Campaign, Contact, RenderedContent, RenderedLetter
+from .bilingual import TEXT_DIVIDER, combine_documents, notice_text
 from .inline import (
     JINJA_RE,
     Unsupported,
     flatten,
-    html_to_text,
     inline_verified,
     premailer_inline,
     text_once,
 )
+from .letters import LetterError, Letters
 from .links import Unsubscribe
+from .plaintext import html_to_text
+from .typography import french_html, french_text
 
 _VARIANT_RE = re.compile(r"^([a-z]{2})\.html$")
 # Computed names that every recipient has, whatever the list's columns.
@@ -40,6 +43,7 @@ COMPUTED = (
     "identification",
 )
 VERIFY_SAMPLE = 5
+_T = TypeVar("_T")
 
 
 def _environment(folder: Path, autoescape: bool) -> SandboxedEnvironment:
@@ -48,28 +52,6 @@ def _environment(folder: Path, autoescape: bool) -> SandboxedEnvironment:
         undefined=jinja2.StrictUndefined,
         autoescape=autoescape,
     )
-
-
-TEXT_DIVIDER = "* * *"
-_BODY_RE = re.compile(r"<body[^>]*>(.*)</body>", re.S | re.I)
-
-
-def combine_documents(documents: Sequence[str], languages: Sequence[str]) -> str:
-    """One HTML document: the first one whole, the others' bodies after a divider each."""
-    first = documents[0]
-    end = first.lower().rfind("</body>")
-    if end < 0:
-        raise Unsupported("the template has no <body> element")
-    extra = []
-    for document, language in zip(documents[1:], languages[1:], strict=True):
-        body = _BODY_RE.search(document)
-        if body is None:
-            raise Unsupported(f"the {language} template has no <body> element")
-        extra.append(
-            f'<hr class="language-divider" style="border:0;border-top:1px solid #ccc;'
-            f'margin:32px 0">\n<div lang="{language}">{body.group(1)}</div>\n'
-        )
-    return first[:end] + "".join(extra) + first[end:]
 
 
 @dataclass(frozen=True)
@@ -83,6 +65,7 @@ class Variant:
     inline_once: bool
     warnings: tuple[str, ...]
     fixed_subject: str = ""  # set when the subject has no template syntax
+    order: tuple[str, ...] = ()  # the languages of its sections, in order (combined: several)
 
 
 class Renderer:
@@ -116,6 +99,8 @@ class Renderer:
             for lang in self.languages
         }
         self.combined = campaign.bilingual == "combined"
+        letter = campaign.letter
+        self.letters = Letters(letter, self.languages) if letter else None
 
     def content_language(self, language: str) -> str:
         """The Content-Language of a variant: one code, or all of them when combined."""
@@ -148,7 +133,21 @@ class Renderer:
             unsubscribe_url=self.unsubscribe.url(contact.key, language),
             identification=self.identification[language],
         )
+        if self.letters is not None:
+            ctx["letter_mailto"] = self._letter(ctx, contact, language).mailto
         return ctx
+
+    def _letter(self, ctx: Mapping[str, Any], contact: Contact, language: str) -> RenderedLetter:
+        assert self.letters is not None
+        letters = self.letters
+        return self._guard(contact, lambda: letters.render(ctx, language))
+
+    def letter_for(self, contact: Contact) -> RenderedLetter | None:
+        """The letter this member is offered (None without ``letter:``), for previews."""
+        if self.letters is None:
+            return None
+        ctx = self.context(contact)
+        return self._letter(ctx, contact, ctx["language"])
 
     def _compile(self, env: SandboxedEnvironment, source: str, label: str) -> jinja2.Template:
         try:
@@ -168,11 +167,10 @@ class Renderer:
                 raise RenderError(f"{path}:{exc.lineno}: {exc.message}") from None
             missing = sorted(meta.find_undeclared_variables(ast) - available)
             if missing:
-                hint = (
-                    "declare identification: in the campaign"
-                    if missing[0] == "identification"
-                    else "not a list column, a var in the campaign, or a computed value"
-                )
+                hint = {
+                    "identification": "declare identification: in the campaign",
+                    "letter_mailto": "declare letter: in the campaign",
+                }.get(missing[0], "not a list column, a var in the campaign, or a computed value")
                 raise RenderError(f"{path}: undefined variable {missing[0]!r} ({hint})")
         for language, subject in self.campaign.subject.items():
             try:
@@ -184,6 +182,8 @@ class Renderer:
                 raise RenderError(
                     f"{self.campaign.source}: subject.{language}: undefined variable {missing[0]!r}"
                 )
+        if self.letters is not None:
+            self.letters.check_names(available - {"letter_mailto"})
 
     def prepare(self, contacts: Sequence[Contact]) -> None:
         """Compile every variant and prove inline-once equals inline-per-recipient on a sample."""
@@ -194,6 +194,8 @@ class Renderer:
         computed = set(COMPUTED)
         if self.campaign.identification is None:  # a template reading it is told to declare it
             computed.discard("identification")
+        if self.letters is not None:
+            computed.add("letter_mailto")
         self._check_names((columns or set()) | set(self.campaign.vars) | computed)
         by_language: dict[str, list[Contact]] = {}
         for contact in contacts:
@@ -230,7 +232,7 @@ class Renderer:
                 joined = f"\n\n{TEXT_DIVIDER}\n\n".join(
                     f'{{% include "{lang}.txt" %}}' for lang in order
                 )
-                text = self.text_env.from_string(joined)
+                text = self.text_env.from_string(f"{notice_text(order)}\n\n{joined}")
             subject = " / ".join(self.campaign.subject_for(lang) for lang in order)
             return f"{'+'.join(order)} (combined)", flat, reference, text, subject
         except jinja2.TemplateSyntaxError as exc:
@@ -264,8 +266,16 @@ class Renderer:
             except (Unsupported, jinja2.TemplateSyntaxError) as why:
                 warnings.append(f"{name}: plain text derived per recipient (slower): {why}")
         fixed = "" if JINJA_RE.search(subject_source) else " ".join(subject_source.split())
+        order = (language, *(lang for lang in self.languages if lang != language))
         variant = Variant(
-            language, subject, html_template, text_template, once, tuple(warnings), fixed
+            language,
+            subject,
+            html_template,
+            text_template,
+            once,
+            tuple(warnings),
+            fixed,
+            order if self.combined else (language,),
         )
         for contact in sample:  # render errors surface here, before anything is sent
             self._render_with(variant, contact)
@@ -282,8 +292,14 @@ class Renderer:
         return True
 
     def _run(self, template: jinja2.Template, ctx: Mapping[str, Any], contact: Contact) -> str:
+        return self._guard(contact, lambda: template.render(ctx))
+
+    def _guard(self, contact: Contact, render: Callable[[], _T]) -> _T:
+        """Run template code; any failure is one error naming the member's row."""
         try:
-            return template.render(ctx)
+            return render()
+        except LetterError as exc:
+            raise RenderError(f"{contact.source} row {contact.row}: {exc}") from None
         except jinja2.UndefinedError as exc:
             raise RenderError(f"{contact.source} row {contact.row}: {exc.message}") from None
         except jinja2.TemplateError as exc:
@@ -302,6 +318,9 @@ class Renderer:
         if not variant.inline_once:
             html = premailer_inline(html)
         text = self._run(variant.text, ctx, contact) if variant.text else html_to_text(html)
+        if "fr" in variant.order:  # no-break spaces in French text (typography.py)
+            html = french_html(html, variant.language)
+            text = french_text(text, variant.order, TEXT_DIVIDER)
         subject = variant.fixed_subject or " ".join(
             self._run(variant.subject, ctx, contact).split()
         )

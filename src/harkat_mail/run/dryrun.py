@@ -40,6 +40,7 @@ def dry_run(prepared: Prepared, say: Callable[[str], None] = lambda _: None) -> 
                 content,
                 message.data,
                 list(variant.warnings),
+                letter=prepared.renderer.letter_for(contact),
             )
         preview.count += 1
         # Links and images vary little between recipients: check a few; size, every one.

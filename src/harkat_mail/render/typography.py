@@ -1,0 +1,90 @@
+"""French typography: non-breaking spaces where a phone must not break the line.
+
+Applied after rendering, to French text only: in HTML, the text between tags whose nearest
+``lang`` is ``fr`` (never tags, attribute values, comments, ``<style>`` or ``<script>``); in
+the plain-text part, the French sections. Only spaces already written are replaced, and URLs
+hold no spaces, so links are never touched:
+
+- a narrow no-break space (U+202F) before ``;`` ``:`` ``!`` ``?`` and inside « guillemets »;
+- a no-break space (U+00A0) between groups of digits (``25 000``) and before ``$ € %``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+NNBSP = "\u202f"
+NBSP = "\u00a0"
+_RULES = re.compile(
+    r"(?P<punct>(?:(?<=\S)|^)[ \t]+(?=[;:!?»]))"  # "Canada :", "aider ?", "texte »"
+    r"|(?P<open>(?<=«)[ \t]+)"  # "« texte"
+    r"|(?P<digits>(?<=\d)[ \t](?=\d{3}(?!\d)))"  # "25 000"
+    r"|(?P<unit>(?<=\d)[ \t]+(?=[$€%]))"  # "000 $", "15 %"
+)
+_MARKUP = re.compile(
+    r"<!--.*?-->|<(script|style)\b[^>]*>.*?</\1\s*>|<![^>]*>|<\?[^>]*>"
+    r"|<(/?)([A-Za-z][\w:-]*)((?:[^>\"']|\"[^\"]*\"|'[^']*')*)>",
+    re.S | re.I,
+)
+_LANG = re.compile(r"""\blang\s*=\s*["']?([A-Za-z]{2,3})""", re.I)
+_HAS_FRENCH = re.compile(r"""\blang\s*=\s*["']?fr\b""", re.I)
+_VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source",
+         "track", "wbr"}  # fmt: skip
+
+
+def _space(match: re.Match[str]) -> str:
+    return NNBSP if match.lastgroup in ("punct", "open") else NBSP
+
+
+def french_spaces(text: str) -> str:
+    """Plain French text with its no-break spaces."""
+    return _RULES.sub(_space, text)
+
+
+def french_html(html: str, language: str) -> str:
+    """An HTML document with French text nodes fixed; ``language``: the document's default."""
+    if language != "fr" and not _HAS_FRENCH.search(html):
+        return html
+    out: list[str] = []
+    opened: dict[str, int] = {}  # open elements per tag name
+    stack: list[tuple[str, int, str]] = [("", 0, language)]  # (tag, its depth, lang)
+    position = 0
+    for match in _MARKUP.finditer(html):
+        text = html[position : match.start()]
+        out.append(french_spaces(text) if stack[-1][2] == "fr" and text.strip() else text)
+        out.append(match.group(0))
+        position = match.end()
+        name = (match.group(3) or "").lower()
+        if not name or name in _VOID or match.group(4).rstrip().endswith("/"):
+            continue
+        if match.group(2):  # a closing tag: leave the elements it closes
+            opened[name] = max(0, opened.get(name, 0) - 1)
+            while len(stack) > 1 and stack[-1][0] == name and opened[name] < stack[-1][1]:
+                stack.pop()
+            continue
+        opened[name] = opened.get(name, 0) + 1
+        lang = _LANG.search(match.group(4))
+        if lang:
+            stack.append((name, opened[name], lang.group(1).lower()))
+    rest = html[position:]
+    out.append(french_spaces(rest) if stack[-1][2] == "fr" else rest)
+    return "".join(out)
+
+
+def french_text(text: str, languages: Sequence[str], divider: str) -> str:
+    """A text part with its French sections fixed.
+
+    ``languages``: the sections' languages in order, separated by ``divider`` lines (a
+    combined bilingual message); when the count does not match, only the first section's.
+    """
+    if "fr" not in languages:
+        return text
+    parts = text.split(f"\n{divider}\n")
+    if len(parts) != len(languages):
+        head, sep, tail = text.partition(f"\n{divider}\n")
+        return (french_spaces(head) if languages[0] == "fr" else head) + sep + tail
+    return f"\n{divider}\n".join(
+        french_spaces(part) if language == "fr" else part
+        for part, language in zip(parts, languages, strict=True)
+    )
