@@ -32,7 +32,8 @@ def encode_value(text: str) -> str:
 
 def encode_body(text: str) -> str:
     """A body: any line break becomes CRLF (``%0D%0A``), as RFC 6068 section 5 asks."""
-    return _CRLF.join(encode_value(line) for line in text.splitlines())
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    return _CRLF.join(encode_value(line) for line in lines)
 
 
 def mailto(

@@ -26,9 +26,11 @@ _BLANK_LINES = re.compile(r"\n{3,}")
 
 
 class _Converter(html2text.HTML2Text):
-    """html2text with every table cell on a line of its own (mail layouts are tables)."""
+    """html2text with tables as paragraphs, each cell on a line of its own (mail layouts)."""
 
     def handle_tag(self, tag: str, attrs: dict[str, str | None], start: bool) -> None:
+        if tag == "table":
+            self.p()  # a table starts and ends a paragraph, as a block of text would
         super().handle_tag(tag, attrs, start)
         if tag in ("td", "th") and not start:
             self.soft_br()

@@ -50,9 +50,14 @@ def french_html(html: str, language: str) -> str:
     opened: dict[str, int] = {}  # open elements per tag name
     stack: list[tuple[str, int, str]] = [("", 0, language)]  # (tag, its depth, lang)
     position = 0
+    before = ""  # the last character of the text so far: "25 000</b> $" spans two nodes
     for match in _MARKUP.finditer(html):
         text = html[position : match.start()]
-        out.append(french_spaces(text) if stack[-1][2] == "fr" and text.strip() else text)
+        if stack[-1][2] == "fr" and text.strip():
+            text = french_spaces(before + text)[len(before) :]
+        if text:
+            before = "" if text[-1].isspace() else text[-1]
+        out.append(text)
         out.append(match.group(0))
         position = match.end()
         name = (match.group(3) or "").lower()
@@ -68,7 +73,7 @@ def french_html(html: str, language: str) -> str:
         if lang:
             stack.append((name, opened[name], lang.group(1).lower()))
     rest = html[position:]
-    out.append(french_spaces(rest) if stack[-1][2] == "fr" else rest)
+    out.append(french_spaces(before + rest)[len(before) :] if stack[-1][2] == "fr" else rest)
     return "".join(out)
 
 
