@@ -76,6 +76,9 @@ def test_combined_message_opens_with_a_notice_linking_to_the_other_language(
         assert body.index(notice) < body.index('class="card"')  # before the message itself
         assert body.count(f'id="lang-{other}"') == 1
         assert text.index(notice) < text.index("* * *")
+    for part in messages["en"]:  # English first: only the French section gets no-break spaces
+        english, french = part.split("* * *" if part is messages["en"][0] else "language-divider")
+        assert f"25{NBSP}000{NBSP}$" in french and NBSP not in english and NNBSP not in english
 
 
 def test_french_text_gets_no_break_spaces_english_and_urls_do_not() -> None:

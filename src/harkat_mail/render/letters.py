@@ -53,6 +53,7 @@ class Letters:
         self.languages = tuple(languages)
         self.bodies: dict[str, jinja2.Template] = {}
         self.subjects: dict[str, jinja2.Template] = {}
+        self.fixed_subjects: dict[str, str] = {}  # subjects without template syntax
         for language in self.languages:
             path = config.folder / f"{language}.txt"
             try:
@@ -61,8 +62,11 @@ class Letters:
                 raise RenderError(f"{path}: no {language} letter (letter.template)") from None
             except jinja2.TemplateSyntaxError as exc:
                 raise RenderError(f"{path}:{exc.lineno}: {exc.message}") from None
+            source = config.subject_for(language)
+            if "{" not in source:
+                self.fixed_subjects[language] = " ".join(source.split())
             try:
-                self.subjects[language] = self.env.from_string(config.subject_for(language))
+                self.subjects[language] = self.env.from_string(source)
             except jinja2.TemplateSyntaxError as exc:
                 raise RenderError(f"letter.subject.{language}: {exc.message}") from None
 
@@ -84,7 +88,8 @@ class Letters:
 
     def render(self, ctx: Mapping[str, Any], language: str) -> RenderedLetter:
         """One member's letter; raises ``LetterError`` when even the shortest form is too long."""
-        subject = " ".join(self.subjects[language].render(ctx).split())
+        fixed = self.fixed_subjects.get(language)
+        subject = fixed or " ".join(self.subjects[language].render(ctx).split())
         full = tidy(self.bodies[language].render(ctx))
         config = self.config
         link = mailto([config.to], cc=config.cc, subject=subject, body=full)

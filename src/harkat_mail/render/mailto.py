@@ -9,6 +9,7 @@ Addresses keep ``@`` and the characters RFC 6068 lets stand in an addr-spec.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from functools import lru_cache
 from urllib.parse import quote
 
 # RFC 6068 section 2: in an addr-spec, "%", gen-delims other than "@" and ":", and
@@ -25,6 +26,7 @@ def encode_address(address: str) -> str:
     return f"{quote(local, safe=_LOCAL_SAFE)}@{quote(domain, safe='')}"
 
 
+@lru_cache(maxsize=4096)  # a letter's lines are the same for most members: encode them once
 def encode_value(text: str) -> str:
     """A header value: UTF-8, everything but RFC 3986 unreserved characters percent-encoded."""
     return quote(text, safe="")

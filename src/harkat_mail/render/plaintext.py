@@ -23,6 +23,9 @@ _ESCAPED = re.compile(r"\\([\\`*_{}\[\]()#+\-.!])")
 _LINK_OR_ESCAPE = re.compile(f"{_LINK.pattern}|{_ESCAPED.pattern}")
 _TRAILING = re.compile(r"[ \t]+$", re.M)
 _BLANK_LINES = re.compile(r"\n{3,}")
+_STAND_INS = {"\u00a0": "\ue000", "\u202f": "\ue001"}  # private-use characters
+_HIDE_SPACES = str.maketrans(_STAND_INS)
+_SHOW_SPACES = str.maketrans({v: k for k, v in _STAND_INS.items()})
 
 
 class _Converter(html2text.HTML2Text):
@@ -64,7 +67,8 @@ def html_to_text(html: str) -> str:
     converter.protect_links = False
     converter.unicode_snob = True
     converter.ul_item_mark = "-"
-    text = str(converter.handle(html))
+    # html2text turns no-break spaces into plain ones; carry them through as stand-ins.
+    text = str(converter.handle(html.translate(_HIDE_SPACES))).translate(_SHOW_SPACES)
     text = _HEADING.sub(_heading, _LINK_OR_ESCAPE.sub(_link, text))
     text = _BLANK_LINES.sub("\n\n", _TRAILING.sub("", text))
     return text.strip() + "\n"

@@ -26,7 +26,7 @@ from .inline import (
 from .letters import LetterError, Letters
 from .links import Unsubscribe
 from .plaintext import html_to_text
-from .typography import french_html, french_text
+from .typography import french_html, french_text, typeset_source
 
 _VARIANT_RE = re.compile(r"^([a-z]{2})\.html$")
 # Computed names that every recipient has, whatever the list's columns.
@@ -66,6 +66,8 @@ class Variant:
     warnings: tuple[str, ...]
     fixed_subject: str = ""  # set when the subject has no template syntax
     order: tuple[str, ...] = ()  # the languages of its sections, in order (combined: several)
+    typeset_html: bool = False  # French spaces set per message (the template could not be)
+    typeset_text: bool = False  # French spaces set per message in a .txt template's output
 
 
 class Renderer:
@@ -245,6 +247,17 @@ class Renderer:
         subject = self._compile(self.text_env, subject_source, f"{self.campaign.source}: subject")
         sample = spread(contacts, VERIFY_SAMPLE)
         warnings: list[str] = []
+        order = (language, *(lang for lang in self.languages if lang != language))
+        order = order if self.combined else (language,)
+        french = "fr" in order
+        from_txt = text_template is not None  # a .txt template, not derived from the HTML
+        typeset_html = french and flat is None
+        if french and flat is not None:  # once per variant, not per message
+            try:
+                flat = typeset_source(flat, language)
+                reference = self._compile(self.html_env, flat, name)
+            except Unsupported:
+                typeset_html = True
         html_template: jinja2.Template = reference
         once = False
         try:
@@ -266,7 +279,6 @@ class Renderer:
             except (Unsupported, jinja2.TemplateSyntaxError) as why:
                 warnings.append(f"{name}: plain text derived per recipient (slower): {why}")
         fixed = "" if JINJA_RE.search(subject_source) else " ".join(subject_source.split())
-        order = (language, *(lang for lang in self.languages if lang != language))
         variant = Variant(
             language,
             subject,
@@ -275,7 +287,9 @@ class Renderer:
             once,
             tuple(warnings),
             fixed,
-            order if self.combined else (language,),
+            order,
+            typeset_html,
+            french and from_txt,
         )
         for contact in sample:  # render errors surface here, before anything is sent
             self._render_with(variant, contact)
@@ -317,9 +331,10 @@ class Renderer:
         html = self._run(variant.html, ctx, contact)
         if not variant.inline_once:
             html = premailer_inline(html)
-        text = self._run(variant.text, ctx, contact) if variant.text else html_to_text(html)
-        if "fr" in variant.order:  # no-break spaces in French text (typography.py)
+        if variant.typeset_html:
             html = french_html(html, variant.language)
+        text = self._run(variant.text, ctx, contact) if variant.text else html_to_text(html)
+        if variant.typeset_text:  # no-break spaces in French text (typography.py)
             text = french_text(text, variant.order, TEXT_DIVIDER)
         subject = variant.fixed_subject or " ".join(
             self._run(variant.subject, ctx, contact).split()

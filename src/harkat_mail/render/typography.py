@@ -1,9 +1,10 @@
 """French typography: non-breaking spaces where a phone must not break the line.
 
-Applied after rendering, to French text only: in HTML, the text between tags whose nearest
-``lang`` is ``fr`` (never tags, attribute values, comments, ``<style>`` or ``<script>``); in
-the plain-text part, the French sections. Only spaces already written are replaced, and URLs
-hold no spaces, so links are never touched:
+Applied to French text only: in HTML, the text between tags whose nearest ``lang`` is ``fr``
+(never tags, attribute values, comments, ``<style>`` or ``<script>``), once per variant on
+the template (``typeset_source``: values inserted by ``{{ }}`` are left as they are); in a
+``.txt`` template's output, the French sections of each message. Only spaces already written
+are replaced, and URLs hold no spaces, so links are never touched:
 
 - a narrow no-break space (U+202F) before ``;`` ``:`` ``!`` ``?`` and inside « guillemets »;
 - a no-break space (U+00A0) between groups of digits (``25 000``) and before ``$ € %``.
@@ -14,32 +15,47 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+from .inline import protect
+
 NNBSP = "\u202f"
 NBSP = "\u00a0"
-_RULES = re.compile(
-    r"(?P<punct>(?:(?<=\S)|^)[ \t]+(?=[;:!?»]))"  # "Canada :", "aider ?", "texte »"
-    r"|(?P<open>(?<=«)[ \t]+)"  # "« texte"
-    r"|(?P<digits>(?<=\d)[ \t](?=\d{3}(?!\d)))"  # "25 000"
-    r"|(?P<unit>(?<=\d)[ \t]+(?=[$€%]))"  # "000 $", "15 %"
-)
+# Every rule starts at a space (or «), which keeps the scan fast; _space decides by context.
+_RULES = re.compile(r"«[ \t]+|[ \t]+(?=([;:!?»])|[$€%]|\d{3}(?!\d))")
 _MARKUP = re.compile(
     r"<!--.*?-->|<(script|style)\b[^>]*>.*?</\1\s*>|<![^>]*>|<\?[^>]*>"
     r"|<(/?)([A-Za-z][\w:-]*)((?:[^>\"']|\"[^\"]*\"|'[^']*')*)>",
     re.S | re.I,
 )
-_LANG = re.compile(r"""\blang\s*=\s*["']?([A-Za-z]{2,3})""", re.I)
+# A literal language tag only: lang="{{ language }}" (a token here) is inherited instead.
+_LANG = re.compile(r"""\blang\s*=\s*(["']?)([A-Za-z]{2,3})(?:-[A-Za-z0-9-]*)?\1(?=[\s/]|$)""", re.I)
 _HAS_FRENCH = re.compile(r"""\blang\s*=\s*["']?fr\b""", re.I)
 _VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source",
          "track", "wbr"}  # fmt: skip
 
 
 def _space(match: re.Match[str]) -> str:
-    return NNBSP if match.lastgroup in ("punct", "open") else NBSP
+    text, start = match.string, match.start()
+    if text[start] == "«":
+        return "«" + NNBSP
+    before = text[start - 1] if start else ""
+    if match.group(1):  # punctuation: after a word, not at the start of a line
+        return NNBSP if not before.isspace() else match.group(0)
+    return NBSP if before.isdigit() else match.group(0)  # 25 000, 000 $
 
 
 def french_spaces(text: str) -> str:
     """Plain French text with its no-break spaces."""
     return _RULES.sub(_space, text)
+
+
+def typeset_source(source: str, language: str) -> str:
+    """A Jinja HTML template with its French text fixed once, its template syntax untouched.
+
+    Raises ``Unsupported`` (from ``protect``) when the syntax cannot be set aside; the caller
+    then fixes each rendered message instead.
+    """
+    protected = protect(source)
+    return protected.restore(french_html(protected.text, language), strict=False)
 
 
 def french_html(html: str, language: str) -> str:
@@ -71,7 +87,7 @@ def french_html(html: str, language: str) -> str:
         opened[name] = opened.get(name, 0) + 1
         lang = _LANG.search(match.group(4))
         if lang:
-            stack.append((name, opened[name], lang.group(1).lower()))
+            stack.append((name, opened[name], lang.group(2).lower()))
     rest = html[position:]
     out.append(french_spaces(before + rest)[len(before) :] if stack[-1][2] == "fr" else rest)
     return "".join(out)
