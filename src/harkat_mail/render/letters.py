@@ -23,7 +23,7 @@ from ..models import LetterConfig, RenderedLetter
 from .mailto import encode_body, mailto
 
 # The line that replaces the paragraphs left out, per language; English for any other.
-MORE = {"en": "Read the full letter", "fr": "Lire la lettre complète"}
+MORE = {"en": "Read the full letter: ", "fr": "Lire la lettre complète : "}
 _BLANK_LINES = re.compile(r"\n{3,}")
 _PARAGRAPH_BREAK = len(encode_body("\n\n"))  # "%0D%0A%0D%0A"
 
@@ -111,7 +111,7 @@ class Letters:
                 "letter.full_url so that it is shortened at a paragraph with a link to the rest"
             )
         *head, signature = full.split("\n\n")
-        more = f"{MORE.get(language, MORE['en'])}: {url}"
+        more = MORE.get(language, MORE["en"]) + url
         # Percent-encoding works character by character, so the lengths of the parts add up.
         budget = config.max_chars - overhead - len(encode_body(signature))
         budget -= len(encode_body(more)) + 2 * _PARAGRAPH_BREAK
