@@ -150,3 +150,21 @@ def test_validate_reports_a_missing_letter_text_without_a_traceback(project: Pat
     assert code == 2
     assert "letter.template: no " in output and "letter/fr.txt" in output
     assert "Traceback" not in output and len(output.strip().splitlines()) == 1
+
+
+def test_a_letter_no_template_offers_is_warned_about(project: Path) -> None:
+    """letter: without a {{ letter_mailto }} link in the templates: validate and the dry run
+    say so, and the messages carry no letter."""
+    folder = project.parent.parent / "templates" / "harkat-appeal"
+    for language in ("en", "fr"):
+        page = folder / f"{language}.html"
+        page.write_text(
+            page.read_text(encoding="utf-8").replace("{{ letter_mailto }}", "https://x.example.org"),
+            encoding="utf-8",
+        )
+    expected = "letter: is defined, but no template links to it"
+    for command in (["validate", str(project)], ["send", str(project), "--dry-run"]):
+        code, output = run_cli(*command)
+        assert code == 0 and expected in output, output
+    content = _renderer(project).render(_member())
+    assert "mailto:minister" not in content.html and "mailto:minister" not in content.text

@@ -103,6 +103,8 @@ class Renderer:
         self.combined = campaign.bilingual == "combined"
         letter = campaign.letter
         self.letters = Letters(letter, self.languages) if letter else None
+        self.offers_letter = self.letters is not None  # until prepare() reads the templates
+        self.notes: list[str] = []  # warnings about the whole campaign, not one variant
 
     def content_language(self, language: str) -> str:
         """The Content-Language of a variant: one code, or all of them when combined."""
@@ -135,7 +137,7 @@ class Renderer:
             unsubscribe_url=self.unsubscribe.url(contact.key, language),
             identification=self.identification[language],
         )
-        if self.letters is not None:
+        if self.offers_letter:
             ctx["letter_mailto"] = self._letter(ctx, contact, language).mailto
         return ctx
 
@@ -160,6 +162,7 @@ class Renderer:
     def _check_names(self, available: set[str]) -> None:
         """Every name a template reads must exist for every recipient: found before sending."""
         folder = self.campaign.template
+        used: set[str] = set()
         for path in sorted(folder.iterdir()):
             if path.suffix not in (".html", ".txt"):
                 continue
@@ -167,6 +170,7 @@ class Renderer:
                 ast = self.html_env.parse(path.read_text(encoding="utf-8"))
             except jinja2.TemplateSyntaxError as exc:
                 raise RenderError(f"{path}:{exc.lineno}: {exc.message}") from None
+            used |= meta.find_undeclared_variables(ast)
             missing = sorted(meta.find_undeclared_variables(ast) - available)
             if missing:
                 hint = {
@@ -186,6 +190,12 @@ class Renderer:
                 )
         if self.letters is not None:
             self.letters.check_names(available - {"letter_mailto"})
+            self.offers_letter = "letter_mailto" in used
+            if not self.offers_letter:
+                self.notes.append(
+                    "letter: is defined, but no template links to it: add "
+                    '<a href="{{ letter_mailto }}">...</a> where members should find it'
+                )
 
     def prepare(self, contacts: Sequence[Contact]) -> None:
         """Compile every variant and prove inline-once equals inline-per-recipient on a sample."""
@@ -347,8 +357,8 @@ class Renderer:
 
     @property
     def warnings(self) -> list[str]:
-        """Every variant's preparation warnings."""
-        return [w for v in self.variants.values() for w in v.warnings]
+        """Every variant's preparation warnings, then the campaign's."""
+        return [w for v in self.variants.values() for w in v.warnings] + self.notes
 
 
 def spread(items: Sequence[Contact], count: int) -> list[Contact]:

@@ -62,5 +62,8 @@ def dry_run(prepared: Prepared, say: Callable[[str], None] = lambda _: None) -> 
         already_done=0,
         seconds=time.perf_counter() - started,
         previews=index,
-        warnings=tuple(w for p in previews.values() for w in p.warnings),
+        warnings=(
+            *(w for p in previews.values() for w in p.warnings),
+            *prepared.renderer.notes,
+        ),
     )
