@@ -168,3 +168,13 @@ def test_a_letter_no_template_offers_is_warned_about(project: Path) -> None:
         assert code == 0 and expected in output, output
     content = _renderer(project).render(_member())
     assert "mailto:minister" not in content.html and "mailto:minister" not in content.text
+
+
+def test_a_letter_not_signed_with_the_members_name_is_warned_about(project: Path) -> None:
+    """A letter text that never writes the member's name: validate names the file."""
+    letter = project.parent.parent / "templates" / "harkat-appeal" / "letter" / "en.txt"
+    letter.write_text("Dear Minister,\n\nPlease act.\n\nA member\n", encoding="utf-8")
+    code, output = run_cli("validate", str(project))
+    assert code == 0
+    assert "letter/en.txt: the letter is not signed with the member's name" in output
+    assert "letter/fr.txt: the letter is not signed" not in output

@@ -26,6 +26,7 @@ from .mailto import encode_body, mailto
 MORE = {"en": "Read the full letter: ", "fr": "Lire la lettre complète : "}
 _BLANK_LINES = re.compile(r"\n{3,}")
 _PARAGRAPH_BREAK = len(encode_body("\n\n"))  # "%0D%0A%0D%0A"
+_NAMES = {"first_name", "last_name", "display_name"}
 
 
 class LetterError(Exception):
@@ -70,8 +71,12 @@ class Letters:
             except jinja2.TemplateSyntaxError as exc:
                 raise RenderError(f"letter.subject.{language}: {exc.message}") from None
 
-    def check_names(self, available: set[str]) -> None:
-        """Every name a letter reads exists for every member: found before anything is sent."""
+    def check_names(self, available: set[str]) -> list[str]:
+        """Every name a letter reads exists for every member: found before anything is sent.
+
+        Returns warnings: a letter text that does not sign with the member's name.
+        """
+        unsigned = []
         for language in self.languages:
             path = self.config.folder / f"{language}.txt"
             sources = (
@@ -79,12 +84,19 @@ class Letters:
                 (f"letter.subject.{language}", self.config.subject_for(language)),
             )
             for label, source in sources:
-                missing = sorted(meta.find_undeclared_variables(self.env.parse(source)) - available)
+                names = meta.find_undeclared_variables(self.env.parse(source))
+                missing = sorted(names - available)
                 if missing:
                     raise RenderError(
                         f"{label}: undefined variable {missing[0]!r} (not a list column, a var "
                         "in the campaign, or a computed value)"
                     )
+                if label == str(path) and not names & _NAMES:
+                    unsigned.append(
+                        f"{path}: the letter is not signed with the member's name "
+                        "(add {{ display_name }} to its last paragraph)"
+                    )
+        return unsigned
 
     def render(self, ctx: Mapping[str, Any], language: str) -> RenderedLetter:
         """One member's letter; raises ``LetterError`` when even the shortest form is too long."""

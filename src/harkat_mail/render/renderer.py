@@ -189,7 +189,7 @@ class Renderer:
                     f"{self.campaign.source}: subject.{language}: undefined variable {missing[0]!r}"
                 )
         if self.letters is not None:
-            self.letters.check_names(available - {"letter_mailto"})
+            self.notes.extend(self.letters.check_names(available - {"letter_mailto"}))
             self.offers_letter = "letter_mailto" in used
             if not self.offers_letter:
                 self.notes.append(
