@@ -14,7 +14,8 @@ WHITESPACE = re.compile(r"\s+")
 MESSAGE_ID = re.compile(r"<[^<>\s]+@[^<>\s]+>")
 HEADERS = BytesHeaderParser()
 TAGGED = re.compile(r"^(?:smtp|rfc822|mailto)[=:;]")
-ADDRESS = re.compile(r"[\w.+=!#$%&'*/?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+")
+# Starts only where a run of address characters starts: linear on long runs without an "@".
+ADDRESS = re.compile(r"(?<![\w.+=!#$%&'*/?^`{|}~-])[\w.+=!#$%&'*/?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+")
 # Where MTAs start quoting the returned message in a plain-text bounce: our own newsletter's words
 # ("policy", "blocked") must not be read as the reason.
 RETURNED_MARKERS = re.compile(

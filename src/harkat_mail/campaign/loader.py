@@ -23,6 +23,7 @@ from ..models import (
 from .bounces import bounce_config
 from .headers import dns_name, https_url
 from .headers import list_id as check_list_id
+from .letter import letter_config
 from .smtp import smtp_config
 from .yamldoc import LANG_RE, Doc, Reader, read_document
 
@@ -50,6 +51,7 @@ _TOP_KEYS = {
     "dkim",
     "lease",
     "bounces",
+    "letter",
 }
 
 
@@ -310,4 +312,5 @@ def load_campaign(path: str | Path) -> Campaign:
         dkim=_dkim(r, top.get("dkim")),
         lease=_lease(r, top.get("lease", 60)),
         bounces=bounce_config(r, top.get("bounces")),
+        letter=letter_config(r, top.get("letter"), template, variables),
     )
