@@ -27,9 +27,14 @@ class DeliveryError(HarkatError):
     exit_code = 1
 
 
+class RelayUnavailable(DeliveryError):
+    """The relay is unreachable or refuses us (connection, TLS, authentication); nothing burned."""
+
+    exit_code = 3
+
+
 class SendLogError(HarkatError):
     """The send log cannot be opened, or refuses a resume whose inputs changed."""
-
 
 
 class ClaimLost(SendLogError):

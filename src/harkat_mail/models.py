@@ -78,6 +78,12 @@ class SmtpConfig:
     per_day: int | None = None
     timeout: float = 30.0
     ca_file: Path | None = None  # extra trust anchors; certificates are always verified
+    weight: float = 1.0  # in a pool of relays: this relay's share of the messages
+
+    @property
+    def label(self) -> str:
+        """How the send log names this relay: ``host:port`` (``local`` for the capture relay)."""
+        return "local" if self.local else f"{self.host}:{self.port}"
 
     def describe(self) -> str:
         """A human label for prompts and summaries; never includes a password."""
@@ -174,6 +180,12 @@ class Campaign:
     identification: Identification | None = None
     dkim: DkimConfig | None = None
     lease: float = 60.0  # seconds a silent run keeps its claimed rows before others take over
+    relays: tuple[SmtpConfig, ...] = ()  # a pool (``smtp:`` as a list); ``smtp`` is its first
+
+    @property
+    def pool(self) -> tuple[SmtpConfig, ...]:
+        """Every relay to deliver through: the pool, or the one ``smtp`` relay."""
+        return self.relays or (self.smtp,)
 
     def sender_for(self, language: str) -> str:
         """The From header for a language, falling back to the default language."""
@@ -293,6 +305,7 @@ class DeliveryResult:
     outcome: Outcome
     code: int | None
     reply: str
+    relay: str = ""  # the relay that gave the verdict (its label), for the send log
 
 
 @dataclass(frozen=True)

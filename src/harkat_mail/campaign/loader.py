@@ -22,7 +22,7 @@ from ..models import (
 )
 from .headers import dns_name, https_url
 from .headers import list_id as check_list_id
-from .smtp import smtp_config
+from .smtp import smtp_relays
 from .yamldoc import LANG_RE, Doc, Reader, read_document
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -278,6 +278,7 @@ def load_campaign(path: str | Path) -> Campaign:
     )
     bilingual = r.choice(top.get("bilingual", "separate"), ("bilingual",), _BILINGUAL)
     base = source.parent
+    relays = smtp_relays(r, top.get("smtp"))
     return Campaign(
         source=source.resolve(),
         name=name,
@@ -289,7 +290,7 @@ def load_campaign(path: str | Path) -> Campaign:
         language_column=r.text(language.get("column", "language"), ("language", "column")),
         default_language=default_language,
         vars=variables,
-        smtp=smtp_config(r, top.get("smtp")),
+        smtp=relays[0],
         send_log=_send_log(r, top["send_log"])
         if "send_log" in top
         else (base / f"{name}.sendlog.sqlite").resolve(),
@@ -307,4 +308,5 @@ def load_campaign(path: str | Path) -> Campaign:
         identification=_identification(r, top.get("identification"), purpose),
         dkim=_dkim(r, top.get("dkim")),
         lease=_lease(r, top.get("lease", 60)),
+        relays=relays if len(relays) > 1 or isinstance(top.get("smtp"), list) else (),
     )

@@ -97,6 +97,10 @@ MIGRATIONS: tuple[Migration, ...] = (
                 created_at REAL NOT NULL
             )""",
         ),
+    ),    Migration(
+        5,
+        "the relay each recipient's verdict came from (a pool of relays)",
+        ("ALTER TABLE recipient ADD COLUMN relay TEXT NOT NULL DEFAULT ''",),
     ),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
@@ -154,7 +158,7 @@ def upgrade(db: sqlite3.Connection, path: Path, new: bool = False) -> None:
     log at once apply every step exactly once.
     """
     found = schema_version(db, path, new)
-    for migration in MIGRATIONS[found:]:
+    for migration in [m for m in MIGRATIONS if m.version > found]:
         with transaction(db):
             if schema_version(db, path, new) < migration.version:
                 # One statement at a time: executescript() would COMMIT mid-migration.
