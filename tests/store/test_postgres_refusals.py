@@ -14,6 +14,7 @@ from harkat_mail.store import open_store, pgschema
 from harkat_mail.store.pgconn import describe, redact
 from harkat_mail.store.postgres import PostgresStore
 from harkat_mail.store.protocol import Limits, RunInfo
+from harkat_mail.store.schema import SCHEMA_VERSION
 
 from ..pgserver import PgServer, free_port
 from .pghelpers import planned, planned_and_closed, query, run, sent
@@ -22,13 +23,15 @@ from .pghelpers import planned, planned_and_closed, query, run, sent
 def test_newer_schema_is_refused(postgres_db: str) -> None:
     """A database at a schema version newer than this harkat-mail knows is refused in one line, read-only too."""
     run(planned_and_closed(postgres_db, 1))
-    query(postgres_db, "UPDATE schema_version SET version = 4")
+    newer = SCHEMA_VERSION + 1
+    query(postgres_db, "UPDATE schema_version SET version = %s", (newer,))
     for read_only in (False, True):
         with pytest.raises(SendLogError) as err:
             run(PostgresStore.open(postgres_db, read_only=read_only))
-        assert "newer harkat-mail (schema version 4; this one knows up to 3)" in str(err.value)
+        expected = f"newer harkat-mail (schema version {newer}; this one knows up to {newer - 1})"
+        assert expected in str(err.value)
         assert "\n" not in str(err.value)
-    assert query(postgres_db, "SELECT version FROM schema_version") == [(4,)]
+    assert query(postgres_db, "SELECT version FROM schema_version") == [(newer,)]
 
 
 @pytest.mark.parametrize(
