@@ -75,7 +75,8 @@ class RelayPool:
             return True
         if not self.exhausted or self.orphans:
             return False
-        return not any(r.queue or r.handed for r in self.live())
+        # A relay whose deliver is still ending may give its messages back: wait for it.
+        return not any(r.queue or r.handed for r in self.relays if r.alive)
 
     def choose(self, live: list[_Relay]) -> _Relay:
         """Smooth weighted round robin: every relay gets its share, evenly spread."""
