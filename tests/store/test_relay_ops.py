@@ -6,12 +6,23 @@ Each test runs against a real SQLite file and a real PostgreSQL database started
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
+
+import pytest
 
 from harkat_mail.models import DeliveryResult, Outcome
 from harkat_mail.store import Store
 
-from .test_claims import C, _run, location, run_with  # noqa: F401  (location is a fixture)
+from .test_claims import C, _run, run_with
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def location(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Where a fresh store lives: a SQLite file, or a new PostgreSQL database."""
+    if request.param == "sqlite":
+        return str(tmp_path / "log.sqlite")
+    return str(request.getfixturevalue("postgres_db"))
 
 
 async def _verdicts(store: Store, verdicts: list[tuple[int, Outcome, int | None, str]]) -> None:
