@@ -102,3 +102,30 @@ def test_json_report_names_the_relay(project: Path, smtp_server) -> None:
     result = cli("report", str(project), "--format", "json")
     relays = {r["relay"] for r in json.loads(result.stdout) if r["state"] == "sent"}
     assert relays == {f"127.0.0.1:{a.port}", f"127.0.0.1:{b.port}"}
+
+
+def test_a_relay_refusing_the_login_gives_its_share_to_the_other(
+    project: Path, smtp_server, monkeypatch
+) -> None:
+    """A relay answering AUTH with 535 leaves the pool; the other delivers everyone."""
+    from aiosmtpd.smtp import AuthResult
+
+    def refuse(server, session, envelope, mechanism, auth_data) -> AuthResult:
+        return AuthResult(success=False, handled=False)
+
+    (strict, refused), (open_, handler) = (
+        smtp_server(smtp={"authenticator": refuse, "auth_require_tls": False}),
+        smtp_server(),
+    )
+    monkeypatch.setenv("RELAY_PASSWORD", "not-this-one")
+    pool(project, (strict.port, 1), (open_.port, 1))
+    text = project.read_text(encoding="utf-8").replace(
+        f"port: {strict.port}\n", f"port: {strict.port}\n    username: u\n"
+        "    password_env: RELAY_PASSWORD\n"
+    )
+    project.write_text(text, encoding="utf-8")
+    result = cli("send", str(project), "--yes")
+    assert result.exit_code == 0, result.output
+    assert f"relay 127.0.0.1:{strict.port} is out of the pool (" in result.output
+    assert refused.messages == []
+    assert sorted(received(handler)) == sorted(r["email"].lower() for r in report_rows(project))

@@ -196,6 +196,9 @@ async def deliver_pool(
         except DeliveryError as exc:  # no session: down, or refusing us
             why = str(exc)
             down.add(relay.config.label)
+        except BaseException:  # the send log or a hook failed: every relay stops
+            stop.set()
+            raise
         if why and not stop.is_set():
             reasons[relay.config.label] = why
             pool.leave(relay, why, hooks.notice)
@@ -217,7 +220,7 @@ async def deliver_pool(
     watchers.append(asyncio.create_task(run_stops()))
     pump = asyncio.create_task(pool.pump(messages))
     try:
-        await asyncio.gather(*(one(r) for r in pool.relays))
+        ends = await asyncio.gather(*(one(r) for r in pool.relays), return_exceptions=True)
     finally:
         if not pump.done():
             pump.cancel()
@@ -225,6 +228,9 @@ async def deliver_pool(
             await pump
         for watcher in watchers:
             watcher.cancel()
+    for end in ends:
+        if isinstance(end, BaseException):
+            raise end
     if pool.failure is not None:
         raise pool.failure
     if stop.is_set() or pool.finished():
