@@ -129,3 +129,19 @@ def test_a_relay_refusing_the_login_gives_its_share_to_the_other(
     assert f"relay 127.0.0.1:{strict.port} is out of the pool (" in result.output
     assert refused.messages == []
     assert sorted(received(handler)) == sorted(r["email"].lower() for r in report_rows(project))
+
+
+def test_each_relay_keeps_its_own_daily_cap(project: Path, smtp_server) -> None:
+    """A relay capped at 5 a day takes 5; the rest of its share goes to the other relay."""
+    (capped, got_capped), (other, got_other) = smtp_server(), smtp_server()
+    pool(project, (capped.port, 1), (other.port, 1))
+    text = project.read_text(encoding="utf-8").replace(
+        f"port: {capped.port}\n", f"port: {capped.port}\n    per_day: 5\n"
+    )
+    project.write_text(text, encoding="utf-8")
+    result = cli("send", str(project), "--yes")
+    assert result.exit_code == 0, result.output
+    assert len(got_capped.messages) == 5
+    assert f"relay 127.0.0.1:{capped.port} is out of the pool (" in result.output
+    everyone = received(got_capped) + received(got_other)
+    assert sorted(everyone) == sorted(r["email"].lower() for r in report_rows(project))
