@@ -112,7 +112,10 @@ class RelayPool:
                         self.exhausted = True
                         self.poke()
                         continue
-                relay.queue.append(message)
+                if relay.alive:
+                    relay.queue.append(message)  # if it is stopping, leave() passes it on
+                else:  # it left while the message was being rendered
+                    self.orphans.append(message)
                 self.poke()
         except Exception as exc:  # rendering or the claim failed: stop, raise it at the end
             self.failure = exc
