@@ -80,6 +80,12 @@ class SmtpConfig:
     per_day: int | None = None
     timeout: float = 30.0
     ca_file: Path | None = None  # extra trust anchors; certificates are always verified
+    weight: float = 1.0  # in a pool of relays: this relay's share of the messages
+
+    @property
+    def label(self) -> str:
+        """How the send log names this relay: ``host:port`` (``local`` for the capture relay)."""
+        return "local" if self.local else f"{self.host}:{self.port}"
 
     def describe(self) -> str:
         """A human label for prompts and summaries; never includes a password."""
@@ -234,6 +240,12 @@ class Campaign:
     lease: float = 60.0  # seconds a silent run keeps its claimed rows before others take over
     bounces: BounceConfig | None = None  # envelope sender and bounce mailbox; None: From
     letter: LetterConfig | None = None  # the letter members can send (``letter_mailto``)
+    relays: tuple[SmtpConfig, ...] = ()  # a pool (``smtp:`` as a list); ``smtp`` is its first
+
+    @property
+    def pool(self) -> tuple[SmtpConfig, ...]:
+        """Every relay to deliver through: the pool, or the one ``smtp`` relay."""
+        return self.relays or (self.smtp,)
 
     def sender_for(self, language: str) -> str:
         """The From header for a language, falling back to the default language."""
@@ -353,6 +365,7 @@ class DeliveryResult:
     outcome: Outcome
     code: int | None
     reply: str
+    relay: str = ""  # the relay that gave the verdict (its label), for the send log
 
 
 @dataclass(frozen=True)

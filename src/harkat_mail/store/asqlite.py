@@ -83,6 +83,12 @@ class SqliteStore:
     async def take(self, relay: str, want: int, limits: Limits) -> Grant:
         return await self._call(self.log.take, relay, want, limits)
 
+    async def reopen_failed(self, campaign: str, codes: Sequence[str]) -> int:
+        return await self._call(self.log.reopen_failed, campaign, codes)
+
+    async def next_attempt(self, campaign: str) -> float | None:
+        return await self._call(self.log.next_attempt, campaign)
+
     async def counts(self, campaign: str) -> dict[str, int]:
         return await self._call(self.log.counts, campaign)
 

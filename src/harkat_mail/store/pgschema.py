@@ -102,6 +102,10 @@ MIGRATIONS: tuple[Migration, ...] = (
                 created_at DOUBLE PRECISION NOT NULL
             )""",
         ),
+    ),    Migration(
+        5,
+        "the relay each recipient's verdict came from (a pool of relays)",
+        ("ALTER TABLE recipient ADD COLUMN relay TEXT NOT NULL DEFAULT ''",),
     ),
     Migration(
         6,

@@ -157,7 +157,18 @@ class PostgresStore(PgBounces):
                 f"{self.location}: campaign {campaign!r} was first sent with a different "
                 f"{', '.join(changed)}; resume with --force to send the changed version"
             )
-        await self._count("UPDATE campaign SET inputs = %s WHERE name = %s", (text, campaign))
+        await self._transaction(lambda conn: pgclaims.force_inputs(conn, campaign, text))
+
+    @_guarded
+    async def reopen_failed(self, campaign: str, codes: Sequence[str]) -> int:
+        """`failed` rows no run holds, matching ``codes`` if any, become `pending` again."""
+        return await self._count(*pgclaims.reopen_failed(campaign, codes))
+
+    @_guarded
+    async def next_attempt(self, campaign: str) -> float | None:
+        """When the earliest `deferred` row is due."""
+        row = await self._one(pgclaims.NEXT_ATTEMPT, (campaign,))
+        return None if row is None or row[0] is None else float(row[0])
 
     @_guarded
     async def plan(

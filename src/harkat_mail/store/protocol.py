@@ -17,11 +17,12 @@ from ..models import Contact, DeliveryResult, Grant, Limits, Outcome, Rejected, 
 
 # A state change: a key going to `sending`, or a verdict with the time of its next try.
 Change = str | tuple[DeliveryResult, float | None]
-# The report's columns in their order since before migrations (later versions append theirs).
+# The report's columns in their order since before migrations (version 2 appended consent,
+# version 5 the relay, version 6 the bounce).
 REPORT_COLUMNS = (
     "campaign, key, email, member_id, language, source, row, state, reason, attempts, code,"
-    " reply, message_id, consent, next_attempt_at, created_at, updated_at,"
-    " bounce_class, bounce_status, bounce_diagnostic"  # version 6
+    " reply, message_id, consent, next_attempt_at, created_at, updated_at, relay,"
+    " bounce_class, bounce_status, bounce_diagnostic"
 )
 OUTCOME_STATE = {
     Outcome.SENT: State.SENT,
@@ -31,6 +32,11 @@ OUTCOME_STATE = {
 }
 SUPPRESSED = "suppressed: unsubscribed or bounced (recorded in the send log)"
 LOST = "another run took this run's rows over (its lease expired); this run stops"
+
+
+def code_patterns(codes: Sequence[str]) -> list[str]:
+    """Reply-code filters (``550``, ``55x``, ``5xx``) as SQL LIKE patterns on the code's text."""
+    return [code.lower().replace("x", "_") for code in codes]
 
 
 @dataclass(frozen=True)
@@ -73,7 +79,11 @@ class Store(Protocol):
     async def close(self) -> None: ...
 
     async def check_inputs(self, campaign: str, inputs: Mapping[str, str], force: bool) -> None:
-        """Refuse to resume when the YAML, list or template changed, unless forced."""
+        """Refuse to resume when the YAML, list or template changed, unless forced.
+
+        Forced, the changed inputs are recorded and `deferred` rows no run holds are due at
+        once: their wait was set under the old inputs (a relay since fixed, say).
+        """
         ...
 
     async def plan(
@@ -127,6 +137,15 @@ class Store(Protocol):
 
     async def take(self, relay: str, want: int, limits: Limits) -> Grant:
         """Take up to ``want`` messages from the relay's shared budget."""
+        ...
+
+    async def reopen_failed(self, campaign: str, codes: Sequence[str]) -> int:
+        """`failed` rows no run holds (with a reply code matching ``codes``, e.g. ``5xx``,
+        ``550``; every one when empty) become `pending` with fresh attempts; how many."""
+        ...
+
+    async def next_attempt(self, campaign: str) -> float | None:
+        """When the earliest `deferred` row is due (epoch seconds); None without one."""
         ...
 
     async def counts(self, campaign: str) -> dict[str, int]: ...
