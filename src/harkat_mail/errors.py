@@ -27,6 +27,12 @@ class DeliveryError(HarkatError):
     exit_code = 1
 
 
+class RelayUnavailable(DeliveryError):
+    """The relay is unreachable or refuses us; nothing burned."""
+
+    exit_code = 3
+
+
 class SendLogError(HarkatError):
     """The send log cannot be opened, or refuses a resume whose inputs changed."""
 

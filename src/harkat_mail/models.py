@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Literal
 
 TlsMode = Literal["starttls", "tls", "none"]
+AuthMode = Literal["password", "xoauth2"]
 DEFAULT_SECRET_ENV = "HARKAT_UNSUBSCRIBE_SECRET"  # where the unsubscribe-link secret lives
 
 
@@ -78,13 +79,17 @@ class SmtpConfig:
     per_day: int | None = None
     timeout: float = 30.0
     ca_file: Path | None = None  # extra trust anchors; certificates are always verified
+    auth: AuthMode = "password"  # xoauth2: an OAuth 2.0 access token (Microsoft 365, Google)
+    token_env: str | None = None  # xoauth2: the variable holding the access token
+    token_command: tuple[str, ...] = ()  # xoauth2: argv printing one (run once per session)
 
     def describe(self) -> str:
         """A human label for prompts and summaries; never includes a password."""
         if self.local:
             return "the embedded capture relay"
         user = f"{self.username}@" if self.username else ""
-        return f"{user}{self.host}:{self.port} (tls: {self.tls})"
+        auth = ", XOAUTH2" if self.auth == "xoauth2" else ""
+        return f"{user}{self.host}:{self.port} (tls: {self.tls}{auth})"
 
 
 @dataclass(frozen=True)
