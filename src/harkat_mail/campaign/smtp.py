@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shlex
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from ..errors import ConfigError
@@ -20,6 +22,9 @@ _SMTP_KEYS = {
     "connections",
     "rate",
     "timeout",
+    "auth",
+    "token_env",
+    "token_command",
 }
 
 
@@ -35,8 +40,13 @@ def smtp_config(r: Reader, value: object) -> SmtpConfig:
     password_env = spec.get("password_env")
     if "password" in spec:
         raise r.doc.error(("smtp", "password"), "never write a password here; use password_env")
+    auth = r.choice(spec.get("auth", "password"), ("smtp", "auth"), ("password", "xoauth2"))
+    token_env, token_command = _token_source(r, spec, auth)
     return SmtpConfig(
         local=False,
+        auth="xoauth2" if auth == "xoauth2" else "password",
+        token_env=token_env,
+        token_command=token_command,
         host=r.text(spec["host"], ("smtp", "host")),
         port=r.integer(spec.get("port", default_port), ("smtp", "port"), 1, 65535),
         tls="tls" if tls == "tls" else "none" if tls == "none" else "starttls",
@@ -53,6 +63,38 @@ def smtp_config(r: Reader, value: object) -> SmtpConfig:
         ca_file=r.path(spec["ca_file"], ("smtp", "ca_file")) if "ca_file" in spec else None,
         timeout=r.number(spec.get("timeout", 30), ("smtp", "timeout")),
     )
+
+
+def _token_source(
+    r: Reader, spec: dict[str, Any], auth: str
+) -> tuple[str | None, tuple[str, ...]]:
+    """``token_env`` or ``token_command`` (an argv list; a string is split, never a shell)."""
+    if auth != "xoauth2":
+        for key in ("token_env", "token_command"):
+            if key in spec:
+                raise r.doc.error(("smtp", key), "only used with auth: xoauth2")
+        return None, ()
+    if "password_env" in spec:
+        raise r.doc.error(("smtp", "password_env"), "auth: xoauth2 uses token_env or token_command")
+    if "username" not in spec:
+        raise r.doc.error(("smtp", "auth"), "xoauth2 needs username (the mailbox address)")
+    if ("token_env" in spec) == ("token_command" in spec):
+        raise r.doc.error(
+            ("smtp", "auth"), "xoauth2 needs exactly one of token_env or token_command"
+        )
+    if "token_env" in spec:
+        return r.text(spec["token_env"], ("smtp", "token_env")), ()
+    at = ("smtp", "token_command")
+    raw = spec["token_command"]
+    if isinstance(raw, str):
+        argv = shlex.split(raw)
+    elif isinstance(raw, list):
+        argv = [r.text(word, at) for word in raw]
+    else:
+        raise r.doc.error(at, "expected a command: a list like [program, argument, ...]")
+    if not argv or not argv[0]:
+        raise r.doc.error(at, "is empty; name the program that prints the access token")
+    return None, tuple(argv)
 
 
 def parse_smtp_url(url: str) -> SmtpConfig:
