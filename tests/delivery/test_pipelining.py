@@ -14,7 +14,7 @@ from harkat_mail.delivery.session import Session
 from harkat_mail.errors import ClaimLost
 from harkat_mail.models import DeliveryResult, Outcome, OutgoingMessage, SmtpConfig
 
-from .servers import ModernHandler, modern_server  # noqa: F401  (the fixture)
+from .servers import ModernHandler
 
 BOTH = ("PIPELINING", "CHUNKING")
 

@@ -10,9 +10,7 @@ from click.testing import CliRunner
 
 from harkat_mail.cli import main
 
-from .servers import modern_server  # noqa: F401  (the fixture)
-
-TOKEN = "ya29.a0-test-access-token-Zx81"  # noqa: S105  (a made-up token)
+TOKEN = "ya29.a0-test-access-token-Zx81"  # made up
 USER = "appeals@cupw.example.org"
 
 
