@@ -32,9 +32,10 @@ def _send(
     names: list[str],
     sending: Callable[[OutgoingMessage], object] | None = None,
     may_send: Callable[[], bool] = lambda: True,
+    timeout: float = 5,
 ) -> dict[str, DeliveryResult]:
     """Send ``names`` one after the other over one ``Session``; the verdict for each."""
-    config = SmtpConfig(local=False, host="127.0.0.1", port=port, tls="none", timeout=5)
+    config = SmtpConfig(local=False, host="127.0.0.1", port=port, tls="none", timeout=timeout)
 
     async def run() -> dict[str, DeliveryResult]:
         session = Session(config, None)
@@ -223,3 +224,20 @@ def test_chunking_without_pipelining_is_lock_step_bdat(modern_server) -> None:
     assert _delivered(handler)["ann"] == _message("ann").data
     assert not _one_flight(handler, b"MAIL FROM", b"RCPT TO")
     assert _one_flight(handler, b"BDAT ")
+
+
+def test_421_in_a_pipelined_group_defers_and_reconnects(modern_server) -> None:
+    """A 421 to a pipelined RCPT defers that member; the next goes out on a new session."""
+    server, handler = modern_server(closing=("rcpt", "421 4.7.0 closing, too many errors"))
+    results = _send(server.port, ["closing", "ann"])
+    assert _verdicts(results) == {"closing": (Outcome.DEFERRED, 421), "ann": (Outcome.SENT, 250)}
+    assert sorted(_delivered(handler)) == ["ann"] and handler.connections == 2
+
+
+def test_silence_in_a_pipelined_group_is_deferred_not_unknown(modern_server) -> None:
+    """A relay that goes quiet before 354 (read timeout): deferred, since no body was sent."""
+    server, handler = modern_server(slow=("rcpt", "slow:2", 1))
+    results = _send(server.port, ["slow", "ann"], timeout=0.5)
+    assert results["slow"].outcome is Outcome.DEFERRED and "no reply" in results["slow"].reply
+    assert results["ann"].outcome is Outcome.SENT
+    assert handler.copies("slow@example.org") == 0
