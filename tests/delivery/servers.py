@@ -26,6 +26,7 @@ class ModernHandler(RecordingHandler):
 
     extensions: tuple[str, ...] = ("PIPELINING",)
     reads: list[bytes] = field(default_factory=list)
+    events: list[tuple[str, bytes]] = field(default_factory=list)  # ("read"|"reply", bytes)
     oauth_user: str = "appeals@cupw.example.org"
     token: str = ""
     tokens_seen: list[str] = field(default_factory=list)
@@ -68,7 +69,14 @@ class ModernSMTP(CountingSMTP):
     def data_received(self, data: bytes) -> None:
         with self.event_handler.lock:
             self.event_handler.reads.append(data)
+            self.event_handler.events.append(("read", data))
         super().data_received(data)
+
+    async def push(self, status: Any) -> None:
+        with self.event_handler.lock:
+            text = status if isinstance(status, bytes) else str(status).encode()
+            self.event_handler.events.append(("reply", text))
+        await super().push(status)
 
     async def smtp_BDAT(self, arg: str) -> None:
         size, *last = arg.split()

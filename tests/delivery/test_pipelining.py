@@ -241,3 +241,75 @@ def test_silence_in_a_pipelined_group_is_deferred_not_unknown(modern_server) -> 
     assert results["slow"].outcome is Outcome.DEFERRED and "no reply" in results["slow"].reply
     assert results["ann"].outcome is Outcome.SENT
     assert handler.copies("slow@example.org") == 0
+
+
+def _send_overlapping(port: int, names: list[str], callers: int = 2) -> dict[str, DeliveryResult]:
+    """``callers`` tasks share one ``Session``, each sending the next name as soon as it can."""
+    config = SmtpConfig(local=False, host="127.0.0.1", port=port, tls="none", timeout=5)
+
+    async def run() -> dict[str, DeliveryResult]:
+        session = Session(config, None)
+        waiting = list(names)
+        results: dict[str, DeliveryResult] = {}
+
+        async def hook(_: OutgoingMessage) -> None:
+            pass
+
+        async def caller() -> None:
+            while waiting:
+                name = waiting.pop(0)
+                results[name] = await session.send(_message(name), hook)
+
+        try:
+            await asyncio.gather(*(caller() for _ in range(callers)))
+        finally:
+            await session.drop(polite=True)
+        return results
+
+    return asyncio.run(run())
+
+
+def _read_before_reply(handler: ModernHandler, read: bytes, reply: bytes) -> bool:
+    """Whether the relay received ``read`` before it sent its first reply containing ``reply``."""
+    with handler.lock:
+        events = list(handler.events)
+    got = next(i for i, (kind, data) in enumerate(events) if kind == "read" and read in data)
+    sent = next(i for i, (kind, data) in enumerate(events) if kind == "reply" and reply in data)
+    return got < sent
+
+
+def test_overlapping_sends_put_the_next_envelope_behind_the_dot(modern_server) -> None:
+    """Two callers on one session: the next envelope reaches the relay before the dot's reply."""
+    server, handler = modern_server(slow=("data", "slow:0.3", 1))
+    results = _send_overlapping(server.port, ["slow", "ann", "bob", "cy"])
+    assert {r.outcome for r in results.values()} == {Outcome.SENT}
+    assert sorted(_delivered(handler)) == ["ann", "bob", "cy", "slow"]
+    assert _read_before_reply(handler, b"RCPT TO:<ann@", b"250 2.0.0 queued")
+    assert handler.connections == 1
+
+
+def test_refusals_behind_a_dot_reach_their_own_callers(modern_server) -> None:
+    """Overlapped: a 554 to one dot and a 550 to the next RCPT go to the right members."""
+    server, handler = modern_server(
+        spam=("data", "554 5.7.1 content refused"), bad=("rcpt", "550 5.1.1 no such user")
+    )
+    results = _send_overlapping(server.port, ["ann", "spam", "bad", "bob", "cy"])
+    assert _verdicts(results) == {
+        "ann": (Outcome.SENT, 250),
+        "spam": (Outcome.FAILED, 554),
+        "bad": (Outcome.FAILED, 550),
+        "bob": (Outcome.SENT, 250),
+        "cy": (Outcome.SENT, 250),
+    }
+    assert sorted(_delivered(handler)) == ["ann", "bob", "cy"]
+    assert handler.connections == 1
+
+
+def test_drop_after_a_dot_with_the_next_envelope_behind_it(modern_server) -> None:
+    """Overlapped: the dropped message is unknown, the one behind it deferred, never sent."""
+    server, handler = modern_server(lost=("data", "drop-after-dot"))
+    results = _send_overlapping(server.port, ["lost", "next", "ann", "bob"])
+    assert results["lost"].outcome is Outcome.UNKNOWN
+    assert results["next"].outcome is Outcome.DEFERRED
+    assert results["ann"].outcome is Outcome.SENT and results["bob"].outcome is Outcome.SENT
+    assert handler.copies("lost@example.org") == 1 and handler.copies("next@example.org") == 0

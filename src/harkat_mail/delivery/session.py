@@ -19,7 +19,8 @@ import aiosmtplib
 from ..errors import ConfigError, RelayUnavailable
 from ..models import DeliveryResult, Outcome, OutgoingMessage, SmtpConfig
 from .oauth import access_token, check_token_source, xoauth2_response
-from .smtpdata import DotSent, HookRefused, Offer, Undelivered, Wire, transaction
+from .smtpdata import DotSent, HookRefused, Undelivered, transaction
+from .wire import Offer, Turn, Wire
 
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
 
@@ -69,6 +70,7 @@ class Session:
     client: aiosmtplib.SMTP | None = None
     wire: Wire | None = None  # the client's connection once transactions run on it
     offer: Offer = field(default_factory=Offer)
+    last: Turn | None = None  # the latest transaction begun on this session
 
     async def ensure(self) -> aiosmtplib.SMTP:
         """The negotiated session (EHLO, TLS, AUTH done), opened if need be."""
@@ -158,34 +160,55 @@ class Session:
         ``on_sending`` is awaited (the send log commits the row) before any byte of the
         message leaves; ``may_send`` is asked before the transaction and right before the
         message data. With PIPELINING the envelope and DATA go out in one flight; with
-        CHUNKING the message goes as one ``BDAT ... LAST``.
+        CHUNKING the message goes as one ``BDAT ... LAST``. Calls may overlap: with
+        PIPELINING a second call's envelope goes out right behind the first's final dot,
+        and each reply still reaches its own call.
         """
-        client = await self.ensure()
-        if self.wire is None:
-            self.wire = Wire.take_over(client)
+        turn = self.last = Turn(self.last)
+        try:
+            await turn.writing()
+            client = await self.ensure()
+            if self.wire is None:
+                self.wire = Wire.take_over(client)
+            return await self._transaction(self.wire, message, on_sending, may_send, turn)
+        finally:
+            turn.end()
+
+    async def _transaction(
+        self,
+        wire: Wire,
+        message: OutgoingMessage,
+        on_sending: Callable[[OutgoingMessage], Awaitable[None]],
+        may_send: Callable[[], bool],
+        turn: Turn,
+    ) -> DeliveryResult:
+        key = message.key
         try:
             response = await transaction(
-                self.wire,
+                wire,
                 self.offer,
                 message,
                 self.config.timeout,
                 lambda: on_sending(message),
                 may_send,
+                turn,
             )
-            return DeliveryResult(message.key, Outcome.SENT, response.code, response.message)
+            return DeliveryResult(key, Outcome.SENT, response.code, response.message)
         except aiosmtplib.SMTPResponseException as exc:
-            if not self.wire.connected:  # 421, or a refused group that had to be cut
-                await self.drop(polite=False)
-            return DeliveryResult(message.key, classify(exc.code), exc.code, exc.message)
+            await self._after(wire)  # 421, or a refused group that had to be cut
+            return DeliveryResult(key, classify(exc.code), exc.code, exc.message)
         except HookRefused as exc:  # the send log refused or failed: nothing was sent
-            if not self.wire.connected:
-                await self.drop(polite=False)
-            return DeliveryResult(message.key, Outcome.LOST, None, str(exc))
+            await self._after(wire)
+            return DeliveryResult(key, Outcome.LOST, None, str(exc))
         except DotSent as exc:
-            await self.drop(polite=False)
-            return DeliveryResult(message.key, Outcome.UNKNOWN, None, str(exc))
+            await self._after(wire)
+            return DeliveryResult(key, Outcome.UNKNOWN, None, str(exc))
         except (Undelivered, aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+            wire.close()
+            await self._after(wire)
+            return DeliveryResult(key, Outcome.DEFERRED, None, f"{type(exc).__name__}: {exc}")
+
+    async def _after(self, wire: Wire) -> None:
+        """Drop the session if ``wire`` died, unless a later call already opened a new one."""
+        if not wire.connected and self.wire is wire:
             await self.drop(polite=False)
-            return DeliveryResult(
-                message.key, Outcome.DEFERRED, None, f"{type(exc).__name__}: {exc}"
-            )

@@ -1,11 +1,4 @@
-"""The mail transaction on the wire: the one place below aiosmtplib's command API.
-
-aiosmtplib opens and negotiates the session (TLS, EHLO, AUTH). Its reply reader expects one
-reply per command, read before the next command is written: replies that arrive together
-are lost. For RFC 2920 pipelining the transactions therefore run on ``Wire``, a protocol of
-our own that takes over the negotiated transport (``SMTP.protocol.transport`` and
-``transport.set_protocol``) and queues every reply in order. That is below the command API,
-so pyproject.toml bounds aiosmtplib's version and tests/delivery pins the behaviour.
+"""The mail transaction on a ``Wire``: lock-step, pipelined (RFC 2920), chunked (RFC 3030).
 
 A lost connection is placed on the right side of the final dot (or of ``BDAT ... LAST``):
 before it the relay cannot have accepted the message (``Undelivered``); after it, it may have
@@ -15,19 +8,14 @@ before it the relay cannot have accepted the message (``Undelivered``); after it
 from __future__ import annotations
 
 import asyncio
-import re
-from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 
 import aiosmtplib
 from aiosmtplib import SMTPResponse
 
 from ..errors import HarkatError
 from ..models import OutgoingMessage
-
-MAX_REPLY = 64 * 1024  # a reply longer than this is not SMTP: the session is cut
-_REPLY_LINE = re.compile(rb"(\d{3})([ -]?)(.*)")
+from .wire import Offer, Turn, Wire
 
 
 class Undelivered(Exception):
@@ -50,100 +38,6 @@ def dot_stuff(data: bytes) -> bytes:
     """RFC 5321 transparency, ending in CRLF; the data starts with a header, not a dot."""
     body = data.replace(b"\n.", b"\n..") if b"\n." in data else data
     return body if body.endswith(b"\r\n") else body + b"\r\n"
-
-
-class Wire(asyncio.Protocol):
-    """A negotiated SMTP connection whose replies queue up in order, several in flight."""
-
-    def __init__(self, transport: asyncio.WriteTransport) -> None:
-        self.transport = transport
-        self.buffer = bytearray()
-        self.replies: deque[SMTPResponse] = deque()
-        self.waiter: asyncio.Future[None] | None = None
-        self.lost = False
-        self.why = ""  # why the last reply did not come
-
-    @classmethod
-    def take_over(cls, client: aiosmtplib.SMTP) -> Wire:
-        """Move ``client``'s connection (after EHLO, STARTTLS, AUTH) onto a new ``Wire``."""
-        protocol = client.protocol
-        transport = protocol.transport if protocol is not None else None
-        if transport is None or transport.is_closing():
-            raise aiosmtplib.SMTPServerDisconnected("connection lost before the transaction")
-        wire = cls(transport)  # type: ignore[arg-type]
-        transport.set_protocol(wire)
-        return wire
-
-    @property
-    def connected(self) -> bool:
-        return not self.lost and not self.transport.is_closing()
-
-    def data_received(self, data: bytes) -> None:
-        self.buffer.extend(data)
-        while (reply := self._parse()) is not None:
-            self.replies.append(reply)
-        if len(self.buffer) > MAX_REPLY:
-            self.transport.abort()
-        self._wake()
-
-    def _parse(self) -> SMTPResponse | None:
-        """One complete (possibly multi-line) reply off the buffer, or None."""
-        offset, lines = 0, []
-        while (end := self.buffer.find(b"\n", offset)) != -1:
-            match = _REPLY_LINE.match(bytes(self.buffer[offset:end]).rstrip(b"\r"))
-            offset = end + 1
-            if match is None:  # garbage instead of a reply: no way to pair replies now
-                self.transport.abort()
-                return None
-            lines.append(match.group(3).strip().decode("utf-8", "surrogateescape"))
-            if match.group(2) != b"-":
-                del self.buffer[:offset]
-                return SMTPResponse(int(match.group(1)), "\n".join(lines))
-        return None
-
-    def eof_received(self) -> bool:
-        return False  # the relay hung up: close our side too
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.lost = True
-        self._wake()
-
-    def _wake(self) -> None:
-        if self.waiter is not None and not self.waiter.done():
-            self.waiter.set_result(None)
-
-    def write(self, data: bytes) -> None:
-        if not self.connected:
-            raise aiosmtplib.SMTPServerDisconnected("connection lost")
-        self.transport.write(data)
-
-    async def reply(self, timeout: float | None) -> SMTPResponse:
-        """The next reply in order; a lost connection or silence raises."""
-        while not self.replies:
-            if self.lost:
-                raise aiosmtplib.SMTPServerDisconnected("connection lost")
-            self.waiter = asyncio.get_running_loop().create_future()
-            try:
-                await asyncio.wait_for(self.waiter, timeout)
-            except TimeoutError as exc:
-                raise aiosmtplib.SMTPReadTimeoutError("no reply from the relay") from exc
-        return self.replies.popleft()
-
-    async def command(self, line: bytes, timeout: float | None) -> SMTPResponse:
-        self.write(line + b"\r\n")
-        return await self.reply(timeout)
-
-    def close(self) -> None:
-        self.lost = True
-        self.transport.close()
-
-
-@dataclass(frozen=True)
-class Offer:
-    """What the relay advertised in its EHLO reply that changes the transaction."""
-
-    pipelining: bool = False
-    chunking: bool = False
 
 
 def _refused(reply: SMTPResponse) -> aiosmtplib.SMTPResponseException:
@@ -200,6 +94,7 @@ async def transaction(
     timeout: float | None,
     sending: Callable[[], Awaitable[None]],
     may_send: Callable[[], bool],
+    turn: Turn,
 ) -> SMTPResponse:
     """One message to one recipient; the relay's 250, or an exception saying what happened.
 
@@ -208,13 +103,22 @@ async def transaction(
     lost before / after the point where the relay could accept the message. ``sending`` is
     awaited (committed) before any byte of the message leaves; ``may_send`` is asked before
     the transaction and again right before the message data.
+
+    ``turn`` orders transactions pipelined on one session: the caller lets this one write
+    once the previous has written its last byte; its replies are read after the previous
+    one's. With PIPELINING and DATA a transaction lets the next one write right after its
+    own final dot (RFC 2920 allows the message content to be followed by commands in the
+    same group): whatever the reply to the dot, it ends the transaction, so nothing (no
+    RSET) is ever written between the dot and the next envelope. After BDAT LAST the next
+    transaction waits for the reply: relays differ on what a refused last chunk leaves.
     """
     if not may_send():
         raise Undelivered("not sent: this run may no longer hold the member")
     if offer.pipelining and offer.chunking:
-        return await _pipelined_bdat(wire, message, timeout, sending, may_send)
+        return await _pipelined_bdat(wire, message, timeout, sending, may_send, turn)
     if offer.pipelining:
-        return await _pipelined_data(wire, message, timeout, sending, may_send)
+        return await _pipelined_data(wire, message, timeout, sending, may_send, turn)
+    await turn.reading()  # lock-step: the previous transaction is over
     return await _lock_step(wire, offer, message, timeout, sending, may_send)
 
 
@@ -257,7 +161,7 @@ async def _lock_step(
     if start.code != 354:
         await _clean_up(wire, timeout, [start])
         raise _refused(start)
-    return await _body_and_dot(wire, message, timeout, may_send)
+    return await _body_and_dot(wire, message, timeout, may_send, None)
 
 
 async def _pipelined_data(
@@ -266,6 +170,7 @@ async def _pipelined_data(
     timeout: float | None,
     sending: Callable[[], Awaitable[None]],
     may_send: Callable[[], bool],
+    turn: Turn,
 ) -> SMTPResponse:
     """MAIL, RCPT and DATA in one flight (RFC 2920), then the message once 354 is in.
 
@@ -277,6 +182,7 @@ async def _pipelined_data(
     hook = asyncio.ensure_future(_hook(wire, sending))
     try:
         wire.write(b"".join(_envelope(message)) + b"DATA\r\n")
+        await turn.reading()
         replies = await _replies(wire, 3, timeout)
     except (aiosmtplib.SMTPException, OSError) as exc:
         replies, wire.why = [], f"{type(exc).__name__}: {exc}"
@@ -295,7 +201,7 @@ async def _pipelined_data(
     if len(replies) < 3:
         wire.close()
         raise Undelivered(f"no reply before the message data ({wire.why})")
-    return await _body_and_dot(wire, message, timeout, may_send)
+    return await _body_and_dot(wire, message, timeout, may_send, turn)
 
 
 async def _pipelined_bdat(
@@ -304,6 +210,7 @@ async def _pipelined_bdat(
     timeout: float | None,
     sending: Callable[[], Awaitable[None]],
     may_send: Callable[[], bool],
+    turn: Turn,
 ) -> SMTPResponse:
     """MAIL, RCPT and ``BDAT <size> LAST`` with the message, all in one flight (RFC 3030).
 
@@ -316,6 +223,7 @@ async def _pipelined_bdat(
         raise Undelivered("not sent: the session or this run's hold on the member ended")
     data = _crlf(message.data)
     wire.write(b"".join(_envelope(message)) + b"BDAT %d LAST\r\n" % len(data) + data)
+    await turn.reading()
     replies = await _replies(wire, 3, timeout)
     refusal = _first_refusal(replies, (250, 250, 250))
     if refusal is not None:
@@ -352,9 +260,16 @@ async def _bdat(
 
 
 async def _body_and_dot(
-    wire: Wire, message: OutgoingMessage, timeout: float | None, may_send: Callable[[], bool]
+    wire: Wire,
+    message: OutgoingMessage,
+    timeout: float | None,
+    may_send: Callable[[], bool],
+    turn: Turn | None,
 ) -> SMTPResponse:
-    """After 354: the message, a last look at the connection and ``may_send``, the dot."""
+    """After 354: the message, a last look at the connection and ``may_send``, the dot.
+
+    With a ``turn`` the next transaction may write its envelope right behind the dot.
+    """
     try:
         wire.write(dot_stuff(message.data))
         await asyncio.sleep(0)  # let a close or reset that already arrived be noticed
@@ -369,11 +284,14 @@ async def _body_and_dot(
         raise Undelivered("not sent: this run may no longer hold the member")
     try:
         wire.write(b".\r\n")
+        if turn is not None:
+            turn.release()
         reply = await wire.reply(timeout)
     except (aiosmtplib.SMTPException, OSError) as exc:
         wire.close()
         raise DotSent(f"no reply after the final dot ({type(exc).__name__}: {exc})") from exc
     if reply.code != 250:
-        await _clean_up(wire, timeout, [reply])
-        raise _refused(reply)
+        if reply.code == 421:
+            wire.close()
+        raise _refused(reply)  # the reply to the dot ends the transaction: no RSET
     return reply
