@@ -293,7 +293,7 @@ def test_refusals_behind_a_dot_reach_their_own_callers(modern_server) -> None:
     server, handler = modern_server(
         spam=("data", "554 5.7.1 content refused"), bad=("rcpt", "550 5.1.1 no such user")
     )
-    results = _send_overlapping(server.port, ["ann", "spam", "bad", "bob", "cy"])
+    results = _send_overlapping(server.port, ["ann", "spam", "bob", "bad", "cy"])
     assert _verdicts(results) == {
         "ann": (Outcome.SENT, 250),
         "spam": (Outcome.FAILED, 554),
