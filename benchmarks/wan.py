@@ -36,7 +36,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "src"), str(Path(__file__).resolve().parent)]
 
-from deliver import SINK, check, free_port, harkat_send, project  # noqa: E402
+from deliver import MESSAGE_SIZE, SINK, check, free_port, harkat_send, project  # noqa: E402
 
 CONNECTIONS = 10  # deliver.project's campaign
 GOAL = 180.0  # messages/s at 25 ms and 10 connections
@@ -71,7 +71,14 @@ class DelayProxy:
         return self
 
     def stop(self) -> None:
-        self.loop.call_soon_threadsafe(self.server.close)
+        async def close() -> None:
+            self.server.close()
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+        asyncio.run_coroutine_threadsafe(close(), self.loop).result(timeout=10)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(timeout=10)
 
@@ -167,11 +174,72 @@ def measure(
     return send.rate, per_message
 
 
+def layer(count: int, rtt: float, callers: int) -> tuple[float, float]:
+    """The delivery layer alone: ``CONNECTIONS`` sessions, ``callers`` sends in flight on each.
+
+    No render, no send log: what the sessions do once a scheduler keeps two sends in flight
+    per connection (the next envelope then travels behind the previous message's dot).
+    """
+    from harkat_mail.delivery.session import Session
+    from harkat_mail.models import OutgoingMessage, SmtpConfig
+
+    port = free_port()
+    sink = subprocess.Popen([SINK, "-u", "nobody", f"127.0.0.1:{port}", "1024"])
+    time.sleep(0.5)
+    proxy = DelayProxy(port, rtt).start()
+    body = b"Subject: wan\r\n\r\n" + (b"x" * 78 + b"\r\n") * (MESSAGE_SIZE // 80)
+    config = SmtpConfig(local=False, host="127.0.0.1", port=proxy.port, tls="none")
+
+    async def run() -> float:
+        waiting = [
+            OutgoingMessage(str(i), "bench@example.org", f"m{i}@example.org", f"<{i}@b>", body)
+            for i in range(count)
+        ]
+
+        async def committed(_: OutgoingMessage) -> None:
+            pass
+
+        async def connection() -> None:
+            session = Session(config, None)
+
+            async def caller() -> None:
+                while waiting:
+                    result = await session.send(waiting.pop(), committed)
+                    if result.outcome.value != "sent":
+                        raise SystemExit(f"not sent: {result}")
+
+            await asyncio.gather(*(caller() for _ in range(callers)))
+            await session.drop(polite=True)
+
+        started = time.perf_counter()
+        await asyncio.gather(*(connection() for _ in range(CONNECTIONS)))
+        return count / (time.perf_counter() - started)
+
+    try:
+        rate = asyncio.run(run())
+    finally:
+        proxy.stop()
+        sink.terminate()
+        sink.wait()
+    per_message = proxy.turns / count
+    print(
+        f"delivery layer alone, {callers} send{'s' * (callers > 1)} in flight per session: "
+        f"{rate:,.0f} messages/s, {per_message:.2f} round trips per message",
+        flush=True,
+    )
+    return rate, per_message
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--recipients", type=int, default=3000)
     parser.add_argument("--rtt-ms", type=float, default=25.0)
     parser.add_argument("--skip-anchor", action="store_true", help="no lock-step run")
+    parser.add_argument(
+        "--layer",
+        action="store_true",
+        help="also the delivery layer alone: 1 and 2 sends in flight"
+    )
     args = parser.parse_args()
     if not os.path.exists(SINK):
         raise SystemExit(f"{SINK} is missing: apt-get install -y postfix")
@@ -191,6 +259,10 @@ def main() -> None:
         if not args.skip_anchor:
             anchor, _ = measure("relay without PIPELINING", ["-p"], args.recipients, rtt, tmp)
             print(f"ratio: x{rate / anchor:.2f} of lock-step (same run)")
+    if args.layer:
+        one, _ = layer(args.recipients, rtt, 1)
+        two, _ = layer(args.recipients, rtt, 2)
+        print(f"ratio: two in flight x{two / one:.2f} of one (same run)")
     print(
         f"ratio: {rate / limits[2]:.2f} of the pipelined limit, "
         f"{rate / limits[1]:.2f} of the 1-round-trip limit"
