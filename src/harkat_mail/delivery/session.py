@@ -63,7 +63,11 @@ def tls_context(config: SmtpConfig) -> ssl.SSLContext:
 
 @dataclass
 class Session:
-    """One worker's SMTP session, opened on first use and reopened after a drop."""
+    """One worker's SMTP session, opened on first use and reopened after a drop.
+
+    ``send`` calls may overlap (see ``send``); ``ensure`` and ``drop`` are the caller's to
+    order, as a worker does when it opens, uses and closes its session.
+    """
 
     config: SmtpConfig
     password: str | None
@@ -89,6 +93,20 @@ class Session:
             tls_context=tls_context(self.config) if tls != "none" else None,
         )
         await client.connect()
+        try:
+            await self._greet_and_log_in(client)
+        except BaseException:
+            client.close()  # a session that failed half-way is not left open
+            raise
+        self.offer = Offer(
+            pipelining=client.supports_extension("pipelining"),
+            chunking=client.supports_extension("chunking"),
+        )
+        self.client = client
+        return client
+
+    async def _greet_and_log_in(self, client: aiosmtplib.SMTP) -> None:
+        """EHLO (HELO if refused), then AUTH as the campaign says."""
         if client.is_ehlo_or_helo_needed:  # commands below go out raw: greet first
             try:
                 await client.ehlo()
@@ -106,12 +124,6 @@ class Session:
                 await client.auth_login(self.config.username, self.password)
             else:
                 await client.login(self.config.username, self.password)
-        self.offer = Offer(
-            pipelining=client.supports_extension("pipelining"),
-            chunking=client.supports_extension("chunking"),
-        )
-        self.client = client
-        return client
 
     async def _xoauth2(self, client: aiosmtplib.SMTP) -> None:
         """AUTH XOAUTH2 with a fresh token; a refusal stops the run (exit 3), token unsaid."""
