@@ -5,6 +5,7 @@ Needs Debian's postfix package for /usr/sbin/smtp-sink:
     apt-get install -y postfix
     PYTHONPATH=src python benchmarks/wan.py                  # 3,000 messages, 25 ms, 10 sessions
     PYTHONPATH=src python benchmarks/wan.py --rtt-ms 50 --recipients 1000
+    PYTHONPATH=src python benchmarks/wan.py --layer         # + the sessions alone (see layer())
 
 A relay across the country answers each command a round trip later. Two smtp-sink relays run
 on 127.0.0.1, each behind an asyncio TCP proxy that holds every chunk for half the round trip
