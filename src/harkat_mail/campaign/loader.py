@@ -22,6 +22,7 @@ from ..models import (
 )
 from .headers import dns_name, https_url
 from .headers import list_id as check_list_id
+from .letter import letter_config
 from .smtp import smtp_config
 from .yamldoc import LANG_RE, Doc, Reader, read_document
 
@@ -48,6 +49,7 @@ _TOP_KEYS = {
     "identification",
     "dkim",
     "lease",
+    "letter",
 }
 
 
@@ -307,4 +309,5 @@ def load_campaign(path: str | Path) -> Campaign:
         identification=_identification(r, top.get("identification"), purpose),
         dkim=_dkim(r, top.get("dkim")),
         lease=_lease(r, top.get("lease", 60)),
+        letter=letter_config(r, top.get("letter"), template, variables),
     )
