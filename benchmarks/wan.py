@@ -88,13 +88,17 @@ class DelayProxy:
     ) -> None:
         relay_r, relay_w = await asyncio.open_connection("127.0.0.1", self.target)
         last = ["relay"]  # who spoke last: the greeting is the relay's, the first EHLO a turn
-        await asyncio.gather(
-            self._pump(client_r, relay_w, "client", last),
-            self._pump(relay_r, client_w, "relay", last),
-            return_exceptions=True,
-        )
-        for writer in (client_w, relay_w):
-            writer.close()
+        try:
+            await asyncio.gather(
+                self._pump(client_r, relay_w, "client", last),
+                self._pump(relay_r, client_w, "relay", last),
+                return_exceptions=True,
+            )
+        except asyncio.CancelledError:
+            pass  # the proxy is stopping
+        finally:
+            for writer in (client_w, relay_w):
+                writer.close()
 
     async def _pump(
         self,
