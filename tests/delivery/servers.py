@@ -106,10 +106,14 @@ def modern_server() -> Iterator[Callable[..., tuple[ModernServer, ModernHandler]
     started: list[ModernServer] = []
 
     def start(
-        extensions: tuple[str, ...] = ("PIPELINING",), token: str = "", **rules: tuple[Any, ...]
+        extensions: tuple[str, ...] = ("PIPELINING",),
+        token: str = "",
+        smtp: dict[str, Any] | None = None,
+        **rules: tuple[Any, ...],
     ) -> tuple[ModernServer, ModernHandler]:
         handler = ModernHandler(rules=dict(rules), extensions=extensions, token=token)
-        server = ModernServer(handler, auth_require_tls=False).start()
+        options = {"auth_require_tls": False, **(smtp or {})}
+        server = ModernServer(handler, **options).start()
         started.append(server)
         return server, handler
 

@@ -7,8 +7,12 @@ test sees which commands arrived together in one flight.
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections.abc import Callable
 from email import message_from_bytes, policy
+from pathlib import Path
+
+import trustme
 
 from harkat_mail.delivery.session import Session
 from harkat_mail.errors import ClaimLost
@@ -313,3 +317,35 @@ def test_drop_after_a_dot_with_the_next_envelope_behind_it(modern_server) -> Non
     assert results["next"].outcome is Outcome.DEFERRED
     assert results["ann"].outcome is Outcome.SENT and results["bob"].outcome is Outcome.SENT
     assert handler.copies("lost@example.org") == 1 and handler.copies("next@example.org") == 0
+
+
+def test_pipelining_over_starttls_with_overlapping_sends(modern_server, tmp_path: Path) -> None:
+    """Over a verified STARTTLS session (the relay refuses mail without it), pipelined and
+    overlapped sends all arrive intact."""
+    ca = trustme.CA()
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(context)
+    ca_file = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    server, handler = modern_server(smtp={"tls_context": context, "require_starttls": True})
+    config = SmtpConfig(
+        local=False, host="127.0.0.1", port=server.port, tls="starttls", ca_file=ca_file
+    )
+
+    async def run() -> list[DeliveryResult]:
+        session = Session(config, None)
+
+        async def hook(_: OutgoingMessage) -> None:
+            pass
+
+        try:
+            return list(
+                await asyncio.gather(*(session.send(_message(n), hook) for n in ("ann", "bob")))
+            )
+        finally:
+            await session.drop(polite=True)
+
+    results = asyncio.run(run())
+    assert [r.outcome for r in results] == [Outcome.SENT, Outcome.SENT]
+    assert sorted(_delivered(handler)) == ["ann", "bob"]
+    assert _one_flight(handler, b"MAIL FROM", b"RCPT TO:<ann@", b"DATA\r\n")
