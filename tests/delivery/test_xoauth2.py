@@ -9,6 +9,9 @@ import pytest
 from click.testing import CliRunner
 
 from harkat_mail.cli import main
+from harkat_mail.delivery import password_for
+from harkat_mail.errors import ConfigError
+from harkat_mail.models import SmtpConfig
 
 TOKEN = "ya29.a0-test-access-token-Zx81"  # made up
 USER = "appeals@cupw.example.org"
@@ -120,3 +123,14 @@ def test_bad_xoauth2_settings_are_one_line_errors(
     errors = [line for line in out.splitlines() if line.startswith("harkat-mail:")]
     assert len(errors) == 1 and expected in errors[0]
     assert handler.messages == [] and handler.connections == 0
+
+
+def test_a_token_is_never_sent_in_clear_text_beyond_loopback(monkeypatch) -> None:
+    """auth: xoauth2 with tls: none to a remote relay is refused before any connection."""
+    monkeypatch.setenv("M365_TOKEN", TOKEN)
+    config = SmtpConfig(
+        local=False, host="smtp.office365.com", port=25, tls="none", username=USER,
+        auth="xoauth2", token_env="M365_TOKEN",
+    )
+    with pytest.raises(ConfigError, match="clear text to smtp.office365.com"):
+        password_for(config)
