@@ -33,6 +33,10 @@ class RelayUnavailable(DeliveryError):
     exit_code = 3
 
 
+class BounceSourceError(HarkatError):
+    """A bounce mailbox or message file cannot be found or read."""
+
+
 class SendLogError(HarkatError):
     """The send log cannot be opened, or refuses a resume whose inputs changed."""
 
