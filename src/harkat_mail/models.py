@@ -61,6 +61,8 @@ class State(enum.StrEnum):
     FAILED = "failed"
     UNKNOWN = "unknown"
     SKIPPED = "skipped"
+    BOUNCED = "bounced"  # after `sent`: a bounce came back (its class, status, diagnostic kept)
+    COMPLAINED = "complained"  # after `sent`: the member reported the message as spam
 
 
 @dataclass(frozen=True)
@@ -154,6 +156,21 @@ class DkimConfig:
 
 
 @dataclass(frozen=True)
+class BounceConfig:
+    """Where bounces go and how they are read back (``bounces:`` in the YAML)."""
+
+    address: str  # the envelope sender: bounces@domain, or its VERP form
+    verp: bool = False  # bounces+TOKEN@domain: each bounce names its campaign and member
+    mailbox: str = ""  # a Maildir, mbox, .eml folder, or imaps:// / imap:// URL
+    processed: str = "harkat-processed"  # the folder processed messages are moved to
+    password_env: str | None = None  # IMAP password, only ever from the environment
+    ca_file: Path | None = None  # extra trust anchors for IMAP; certificates always verified
+    soft_threshold: int = 3  # soft-bounce score (days with a soft bounce) that suppresses
+    block_alert: float = 10.0  # blocks in one campaign that raise the alarm (count, or %)
+    block_alert_percent: bool = False  # block_alert is a percentage of the messages sent
+
+
+@dataclass(frozen=True)
 class LetterConfig:
     """A letter members send from their own address, offered as a prefilled ``mailto:`` link.
 
@@ -220,6 +237,7 @@ class Campaign:
     identification: Identification | None = None
     dkim: DkimConfig | None = None
     lease: float = 60.0  # seconds a silent run keeps its claimed rows before others take over
+    bounces: BounceConfig | None = None  # envelope sender and bounce mailbox; None: From
     letter: LetterConfig | None = None  # the letter members can send (``letter_mailto``)
 
     def sender_for(self, language: str) -> str:

@@ -20,6 +20,7 @@ from ..models import (
     UnsubscribeConfig,
     send_log_kind,
 )
+from .bounces import bounce_config
 from .headers import dns_name, https_url
 from .headers import list_id as check_list_id
 from .letter import letter_config
@@ -49,6 +50,7 @@ _TOP_KEYS = {
     "identification",
     "dkim",
     "lease",
+    "bounces",
     "letter",
 }
 
@@ -309,5 +311,6 @@ def load_campaign(path: str | Path) -> Campaign:
         identification=_identification(r, top.get("identification"), purpose),
         dkim=_dkim(r, top.get("dkim")),
         lease=_lease(r, top.get("lease", 60)),
+        bounces=bounce_config(r, top.get("bounces")),
         letter=letter_config(r, top.get("letter"), template, variables),
     )

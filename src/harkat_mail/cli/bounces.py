@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
@@ -9,6 +10,8 @@ import click
 
 from ..bounces import classify, iter_messages, to_json
 from ..bounces.classify import Verdict
+from ..campaign import load_campaign
+from ..run.bounces import process_bounces
 from .app import clean_errors, main
 
 
@@ -54,3 +57,40 @@ def check(paths: tuple[Path, ...], fmt: str) -> None:
                 click.echo(json.dumps(to_json(source, verdict), ensure_ascii=False))
             else:
                 click.echo(describe(source, verdict))
+
+
+@bounces.command()
+@click.argument("campaign_file", type=click.Path(path_type=Path))
+@click.option(
+    "--from",
+    "source",
+    metavar="PATH|URL",
+    help="Read this mailbox instead of bounces.mailbox: a Maildir, an mbox, a folder of .eml "
+    "files, or imaps://user@host/FOLDER (password from bounces.password_env).",
+)
+@clean_errors
+def process(campaign_file: Path, source: str | None) -> None:
+    """Apply the bounces and complaints in the mailbox to CAMPAIGN_FILE's send log.
+
+    Hard bounces and complaints are suppressed project-wide; soft bounces are scored and
+    suppressed on reaching bounces.soft_threshold; blocks are counted, never suppressed.
+    Processed mail moves to the bounces.processed folder; the rest stays and is listed.
+
+    Example: harkat-mail bounces process campaigns/sept2018.yaml --from ~/Maildir
+    """
+    campaign = load_campaign(campaign_file)
+    summary = asyncio.run(process_bounces(campaign, source))
+    applied = ", ".join(f"{kind} {n}" for kind, n in sorted(summary.applied.items())) or "none"
+    click.echo(
+        f"{campaign.name}: {summary.read} messages read from {summary.mailbox}; "
+        f"applied: {applied}; {summary.suppressed} addresses suppressed; "
+        f"{summary.moved} moved to {summary.processed}"
+    )
+    if summary.refused:
+        click.echo(f"  {summary.refused} hard refusals at RCPT during the send, now suppressed")
+    if summary.already:
+        click.echo(f"  {summary.already} already applied by an earlier run")
+    for line in summary.left:
+        click.echo(f"  left in the mailbox: {line}")
+    if summary.alarm:
+        click.echo(summary.alarm, err=True)

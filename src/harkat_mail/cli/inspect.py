@@ -55,7 +55,9 @@ def status(campaign_file: Path, send_log: str | None) -> None:
     """Print recipients per send-log state, the runs sending now, and the latest errors."""
     campaign = load_campaign(campaign_file)
 
-    async def read() -> tuple[dict[str, int], dict[str, int], list[Any], list[RunRow]]:
+    async def read() -> tuple[
+        dict[str, int], dict[str, int], list[Any], list[RunRow], dict[str, int]
+    ]:
         store = await open_store(send_log or campaign.send_log, read_only=True)
         try:
             return (
@@ -63,17 +65,18 @@ def status(campaign_file: Path, send_log: str | None) -> None:
                 await store.skipped_reasons(campaign.name),
                 await store.last_errors(campaign.name),
                 await store.runs(campaign.name),
+                await store.bounce_counts(campaign.name),
             )
         finally:
             await store.close()
 
-    counts, skipped, errors, runs = asyncio.run(read())  # no log yet: exit 2, create none
+    counts, skipped, errors, runs, bounced = asyncio.run(read())  # no log yet: exit 2, create none
     if not counts:  # a shared store that never saw this campaign
         raise SendLogError(
             f"{send_log or campaign.send_log}: no send log for {campaign.name}: nothing has been "
             "sent for this campaign yet"
         )
-    click.echo("\n".join(status_lines(campaign.name, counts, skipped)))
+    click.echo("\n".join(status_lines(campaign.name, counts, skipped, bounced)))
     if runs:
         click.echo("runs:")
         now = time.time()
@@ -107,7 +110,8 @@ def status(campaign_file: Path, send_log: str | None) -> None:
 @click.option("--send-log", "send_log", metavar="PATH|URL", help=SEND_LOG_HELP)
 @clean_errors
 def report(campaign_file: Path, fmt: str, output: Path | None, send_log: str | None) -> None:
-    """One row per recipient: address, state, attempts, last reply, Message-ID, times."""
+    """One row per recipient: address, state, attempts, last reply, Message-ID, times, and
+    the class, status and diagnostic of a bounce or complaint."""
     campaign = load_campaign(campaign_file)
 
     async def read() -> list[dict[str, Any]]:

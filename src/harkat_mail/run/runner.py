@@ -28,6 +28,7 @@ from .liveness import HOST
 from .prepare import Prepared
 from .progress import Progress
 from .renderpool import Renderers
+from .suppress import record_refusals
 
 
 @dataclass
@@ -153,8 +154,10 @@ async def run_send(
             f"{c[Outcome.DEFERRED]}, failed {c[Outcome.FAILED]}, unknown {c[Outcome.UNKNOWN]}"
         )
         raise failures[0]
-    counts = await store.counts(campaign.name)
     c = tally.counts
+    if c[Outcome.FAILED]:  # a 5.1.1 at RCPT is a hard bounce: suppressed like one
+        await record_refusals(campaign, store)
+    counts = await store.counts(campaign.name)
     if refused:
         say(f"{len(refused)} verdicts were refused: another run holds those members now")
     return RunSummary(

@@ -37,6 +37,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from ..errors import ClaimLost, SendLogError
 from ..models import Contact, Grant, Limits, Rejected, State, reason_label
 from . import pgclaims, pgplan
+from .pgbounces import PgBounces
 from .pgconn import POOL_TIMEOUT, connection_kwargs, describe, open_pool
 from .pgschema import NOW
 from .protocol import LOST, REPORT_COLUMNS, SUPPRESSED, Change, Claim, RunInfo, RunRow
@@ -71,7 +72,7 @@ def _guarded(
     return wrapper
 
 
-class PostgresStore:
+class PostgresStore(PgBounces):
     """A ``Store`` over a small pool of connections to one PostgreSQL database."""
 
     def __init__(self, pool: AsyncConnectionPool[Conn], url: str, kwargs: dict[str, Any]):

@@ -17,10 +17,11 @@ from ..models import Contact, DeliveryResult, Grant, Limits, Outcome, Rejected, 
 
 # A state change: a key going to `sending`, or a verdict with the time of its next try.
 Change = str | tuple[DeliveryResult, float | None]
-# The report's columns in their order since before migrations (version 2 appended consent).
+# The report's columns in their order since before migrations (later versions append theirs).
 REPORT_COLUMNS = (
     "campaign, key, email, member_id, language, source, row, state, reason, attempts, code,"
-    " reply, message_id, consent, next_attempt_at, created_at, updated_at"
+    " reply, message_id, consent, next_attempt_at, created_at, updated_at,"
+    " bounce_class, bounce_status, bounce_diagnostic"  # version 6
 )
 OUTCOME_STATE = {
     Outcome.SENT: State.SENT,
@@ -148,4 +149,30 @@ class Store(Protocol):
 
     async def add_suppression(self, address: str, why: str, list_id: str) -> bool:
         """Record a suppression durably; False when it was there already."""
+        ...
+
+    async def mark_bounced(
+        self, campaign: str, key: str, bounce_class: str, status: str, diagnostic: str
+    ) -> bool:
+        """Record a bounce (class hard, soft or block) or a complaint on a member's row.
+
+        Only a sent (or unknown, or refused) row takes it, and a later verdict replaces an
+        earlier one only when graver (see ``bouncerules``). False when nothing changed.
+        """
+        ...
+
+    async def soft_bounce(self, address: str, day: int) -> int:
+        """Count a soft bounce on ``day`` (+1 a day at most, forgotten after 30); the score."""
+        ...
+
+    async def bounce_seen(self, bounce_id: str) -> bool:
+        """Whether the bounce message with this id was processed already."""
+        ...
+
+    async def remember_bounce(self, bounce_id: str, campaign: str) -> None:
+        """Note a bounce message as processed."""
+        ...
+
+    async def bounce_counts(self, campaign: str) -> dict[str, int]:
+        """Bounced and complained rows of a campaign per class."""
         ...

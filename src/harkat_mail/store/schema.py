@@ -98,6 +98,26 @@ MIGRATIONS: tuple[Migration, ...] = (
             )""",
         ),
     ),
+    Migration(
+        6,
+        "bounces and complaints: their class, status and diagnostic; soft-bounce scores",
+        (
+            "ALTER TABLE recipient ADD COLUMN bounce_class TEXT NOT NULL DEFAULT ''",
+            "ALTER TABLE recipient ADD COLUMN bounce_status TEXT NOT NULL DEFAULT ''",
+            "ALTER TABLE recipient ADD COLUMN bounce_diagnostic TEXT NOT NULL DEFAULT ''",
+            """CREATE TABLE soft_bounce (
+                address TEXT PRIMARY KEY,
+                score INTEGER NOT NULL,
+                last_day INTEGER NOT NULL,
+                updated_at REAL NOT NULL
+            )""",
+            """CREATE TABLE bounce_seen (
+                id TEXT PRIMARY KEY,
+                campaign TEXT NOT NULL,
+                created_at REAL NOT NULL
+            )""",
+        ),
+    ),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 TABLES = ("campaign", "recipient")
@@ -154,7 +174,7 @@ def upgrade(db: sqlite3.Connection, path: Path, new: bool = False) -> None:
     log at once apply every step exactly once.
     """
     found = schema_version(db, path, new)
-    for migration in MIGRATIONS[found:]:
+    for migration in (m for m in MIGRATIONS if m.version > found):
         with transaction(db):
             if schema_version(db, path, new) < migration.version:
                 # One statement at a time: executescript() would COMMIT mid-migration.

@@ -15,10 +15,11 @@ from .protocol import (
     REPORT_COLUMNS,
 )
 from .schema import transaction
+from .sqlitebounces import Bounces
 from .sqliteclaims import Claims, identity
 
 
-class SendLog(Claims):
+class SendLog(Claims, Bounces):
     """One SQLite file in WAL mode; every state change is its own committed transaction."""
 
     def __init__(self, path: Path, read_only: bool = False) -> None:
