@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Literal
 
 TlsMode = Literal["starttls", "tls", "none"]
+AuthMode = Literal["password", "xoauth2"]
 DEFAULT_SECRET_ENV = "HARKAT_UNSUBSCRIBE_SECRET"  # where the unsubscribe-link secret lives
 
 
@@ -81,6 +82,9 @@ class SmtpConfig:
     timeout: float = 30.0
     ca_file: Path | None = None  # extra trust anchors; certificates are always verified
     weight: float = 1.0  # in a pool of relays: this relay's share of the messages
+    auth: AuthMode = "password"  # xoauth2: an OAuth 2.0 access token (Microsoft 365, Google)
+    token_env: str | None = None  # xoauth2: the variable holding the access token
+    token_command: tuple[str, ...] = ()  # xoauth2: argv printing one (run once per session)
 
     @property
     def label(self) -> str:
@@ -92,7 +96,8 @@ class SmtpConfig:
         if self.local:
             return "the embedded capture relay"
         user = f"{self.username}@" if self.username else ""
-        return f"{user}{self.host}:{self.port} (tls: {self.tls})"
+        auth = ", XOAUTH2" if self.auth == "xoauth2" else ""
+        return f"{user}{self.host}:{self.port} (tls: {self.tls}{auth})"
 
 
 @dataclass(frozen=True)
