@@ -11,6 +11,7 @@ never disagrees with email-validator.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import numpy as np
@@ -106,3 +107,23 @@ def validate_series(
         )
         reasons[slow_mask.to_numpy(zero_copy_only=False)] = [verdicts[v][1] for v in slow]
     return to_series(cleaned, addresses.index), pd.Series(reasons, index=addresses.index)
+
+
+_MAILBOX = re.compile(r'^\s*"?(?P<name>[^"<>]*?)"?\s*<(?P<address>[^<>\s]+)>\s*$')
+
+
+def split_mailbox(value: str) -> tuple[str, str, str]:
+    """``Élise Côté <e@x.ca>`` or ``"Côté, Élise" <e@x.ca>`` -> (address, first, last).
+
+    A cell that is not ``Name <address>`` comes back unchanged with no name. ``Last, First``
+    is read as such; otherwise the first word is the first name (what a greeting uses).
+    """
+    match = _MAILBOX.match(value)
+    if match is None:
+        return value, "", ""
+    name, address = " ".join(match["name"].split()), match["address"]
+    if "," in name:
+        last, _, first = name.partition(",")
+        return address, first.strip(), last.strip()
+    first, _, last = name.partition(" ")
+    return address, first, last
