@@ -79,11 +79,22 @@ def write_file(path: Path, data: str | bytes, what: str) -> None:
 
 
 def write_rejects(path: Path, rejected: Iterable[Rejected]) -> int:
-    """Rejected rows as CSV (file, row, address, reason), formula-safe; returns the count."""
+    """Rejected rows as CSV (file, row, member id, name, address, reason), formula-safe.
+
+    The row is the spreadsheet's (header = row 1); returns the count.
+    """
     rows = [
-        {"file": r.source, "row": r.row, "email": r.email, "reason": r.reason} for r in rejected
+        {
+            "file": r.source,
+            "row": r.row,
+            "member_id": r.member_id,
+            "name": r.name,
+            "email": r.email,
+            "reason": r.reason,
+        }
+        for r in rejected
     ]
-    text = export(rows, "csv") if rows else "file,row,email,reason\n"
+    text = export(rows, "csv") if rows else "file,row,member_id,name,email,reason\n"
     write_file(path, text, "--rejects")
     return len(rows)
 

@@ -14,7 +14,7 @@ from .. import run
 from ..campaign import load_campaign
 from ..errors import SendLogError
 from ..lists import load_contacts
-from ..models import ListConfig, reason_label
+from ..models import ListConfig, Rejected, reason_label
 from ..reports import export, status_lines, write_file, write_rejects
 from ..store import RunRow, open_store
 from .app import REJECTS_HELP, SEND_LOG_HELP, clean_errors, main
@@ -165,13 +165,26 @@ def lists_check(list_file: Path, campaign_file: Path | None, rejects: Path | Non
     by_reason: dict[str, list[str]] = {}
     for rejected in result.rejected:
         by_reason.setdefault(reason_label(rejected.reason), []).append(
-            f"{rejected.source} row {rejected.row}: {rejected.email!r} ({rejected.reason})"
+            f"{rejected.source} row {rejected.row}{_who(rejected)}: {rejected.email!r} "
+            f"({rejected.reason})"
         )
     for reason, examples in sorted(by_reason.items()):
         click.echo(f"  rejected, {reason}: {len(examples)}")
         for example in examples[:3]:
             click.echo(f"    e.g. {example}")
+    if rejects is None and any(len(e) > 3 for e in by_reason.values()):
+        again = f" --campaign {campaign_file}" if campaign_file else ""
+        click.echo(
+            f"  (only the first 3 of each reason shown; every row with its name and member id: "
+            f"harkat-mail lists check {list_file}{again} --rejects rejects.csv)"
+        )
     for warning in result.warnings:
         click.echo(f"warning: {warning}")
 
 
+
+
+def _who(rejected: Rejected) -> str:
+    """`` (Élise Côté, member 1042)``: what finds the row besides its number."""
+    parts = [p for p in (rejected.name, rejected.member_id and f"member {rejected.member_id}") if p]
+    return f" ({', '.join(parts)})" if parts else ""
