@@ -174,6 +174,7 @@ class Campaign:
     identification: Identification | None = None
     dkim: DkimConfig | None = None
     lease: float = 60.0  # seconds a silent run keeps its claimed rows before others take over
+    timezone: str = ""  # IANA name for the times reports show; "" = the machine's zone
 
     def sender_for(self, language: str) -> str:
         """The From header for a language, falling back to the default language."""
