@@ -250,8 +250,8 @@ def load_contacts(config: ListConfig, language_column: str, default_language: st
     warnings: tuple[str, ...] = ()
     if unknown:
         warnings = (
-            f"{unknown} members have a language that is not recognised; they get the "
-            f"default ({default_language}): {cleaned.unknown_rows}",
+            f"{unknown} {'member has' if unknown == 1 else 'members have'} a language that is "
+            f"not recognised; they get the default ({default_language}): {cleaned.unknown_rows}",
         )
     return ContactList(tuple(kept), rejected, rows_read, warnings, sources)
 

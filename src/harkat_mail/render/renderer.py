@@ -23,6 +23,7 @@ from .inline import (
     premailer_inline,
     text_once,
 )
+from .fields import default_filter
 from .links import Unsubscribe
 
 _VARIANT_RE = re.compile(r"^([a-z]{2})\.html$")
@@ -43,11 +44,13 @@ VERIFY_SAMPLE = 5
 
 
 def _environment(folder: Path, autoescape: bool) -> SandboxedEnvironment:
-    return SandboxedEnvironment(
+    env = SandboxedEnvironment(
         loader=jinja2.FileSystemLoader(str(folder)),
         undefined=jinja2.StrictUndefined,
         autoescape=autoescape,
     )
+    env.filters["default"] = env.filters["d"] = default_filter  # empty cells too
+    return env
 
 
 TEXT_DIVIDER = "* * *"
