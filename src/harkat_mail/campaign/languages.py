@@ -34,8 +34,9 @@ def check_language_keys(r: Reader, top: Mapping[str, Any], template: Path) -> No
         for code in value:
             if code in languages:
                 continue
+            has = f"{', '.join(languages)}: {template.name}/<language>.html"
             raise r.doc.error(
                 (*at, str(code)),
-                f"{code!r} is not a language of the template (it has "
-                f"{', '.join(languages)}: {template.name}/<language>.html){suggest(str(code), languages)}",
+                f"{code!r} is not a language of the template (it has {has})"
+                f"{suggest(str(code), languages)}",
             )

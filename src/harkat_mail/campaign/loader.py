@@ -10,7 +10,6 @@ from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
-from ..errors import ConfigError
 from ..models import (
     DEFAULT_SECRET_ENV,
     Campaign,
@@ -24,8 +23,8 @@ from ..models import (
 from .guidance import suggest
 from .headers import dns_name, https_url
 from .headers import list_id as check_list_id
-from .smtp import smtp_config
 from .languages import check_language_keys
+from .smtp import smtp_config
 from .yamldoc import LANG_RE, Doc, Reader, read_document
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")

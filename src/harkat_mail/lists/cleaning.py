@@ -217,6 +217,7 @@ def load_contacts(config: ListConfig, language_column: str, default_language: st
     cleaned = clean_list(config, language_column, default_language)
     frame = cleaned.frame
     rows_read, sources, unknown = len(frame), cleaned.sources, cleaned.unknown_languages
+    unknown_rows = cleaned.unknown_rows
     rejected = _rejected(frame[frame["_reason"] != ""])
     data_columns = [c for c in frame.columns if not c.startswith("_")]
     wanted = [*data_columns, "_language", "_consent", "_key", "email", "_source"]
@@ -251,7 +252,7 @@ def load_contacts(config: ListConfig, language_column: str, default_language: st
     if unknown:
         warnings = (
             f"{unknown} {'member has' if unknown == 1 else 'members have'} a language that is "
-            f"not recognised; they get the default ({default_language}): {cleaned.unknown_rows}",
+            f"not recognised; they get the default ({default_language}): {unknown_rows}",
         )
     return ContactList(tuple(kept), rejected, rows_read, warnings, sources)
 

@@ -45,7 +45,13 @@ ALIASES: dict[str, tuple[str, ...]] = {
     "consent": ("consent", "consentement", "casl consent", "casl"),
 }  # fmt: skip
 # Generic headers taken only when no specific one is present ("ID" may be a database key).
-WEAK_ALIASES: dict[str, tuple[str, ...]] = {"email": ("mail",), "member_id": ("id",), "language": ("lang",)}
+WEAK_ALIASES: dict[str, tuple[str, ...]] = {
+    "email": ("mail",),
+    "member_id": ("id",),
+    "language": ("lang",),
+}
+
+
 def decode_bytes(path: Path, raw: bytes) -> tuple[str, str]:
     """UTF-8 (with or without BOM) first, then Windows-1252; never a silent replacement."""
     try:

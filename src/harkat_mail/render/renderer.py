@@ -14,6 +14,7 @@ from jinja2.sandbox import SandboxedEnvironment
 
 from ..errors import RenderError
 from ..models import Campaign, Contact, RenderedContent
+from .fields import default_filter
 from .inline import (
     JINJA_RE,
     Unsupported,
@@ -23,7 +24,6 @@ from .inline import (
     premailer_inline,
     text_once,
 )
-from .fields import default_filter
 from .links import Unsubscribe
 
 _VARIANT_RE = re.compile(r"^([a-z]{2})\.html$")
