@@ -200,8 +200,18 @@ def map_columns(path: Path, frame: pd.DataFrame, columns: Mapping[str, str]) -> 
             "name it in list.columns, e.g. columns: {email: 'Work Email'}"
         )
     out = frame.rename(columns=rename)
-    # Unrecognised headers stay available to templates under a lower-case, underscored name.
-    out.columns = [
-        c if c in rename.values() else str(c).strip().lower().replace(" ", "_") for c in out.columns
-    ]
+    # Unrecognised headers stay available to templates under a lower-case, underscored name;
+    # one that would repeat a field's name (Email beside a mapped E-mail Address) gets _2.
+    taken = set(rename.values())
+    names = []
+    for column in out.columns:
+        name = str(column)
+        if name not in rename.values():
+            base = name = name.strip().lower().replace(" ", "_")
+            suffix = 2
+            while name in taken:
+                name, suffix = f"{base}_{suffix}", suffix + 1
+            taken.add(name)
+        names.append(name)
+    out.columns = names
     return out
