@@ -107,14 +107,12 @@ def read_table(
     return frame, info, _csv_rows(text, delimiter, len(frame))
 
 
-_BLANK_LINE = re.compile(r"(?:\A|\n)[ \t]*\r?\n")
-
-
 def _csv_rows(text: str, delimiter: str, count: int) -> np.ndarray:
     """Each record's row: 2, 3 ... unless blank lines (which pandas skips) sit in between."""
     plain = np.arange(2, count + 2)
-    if not _BLANK_LINE.search(text):
-        return plain  # the usual export: one search, no second parse
+    lines = text.count("\n") + (0 if text.endswith("\n") else 1)
+    if lines == count + 1:
+        return plain  # one line per row: the usual export, settled by one count
     rows = []
     reader = csv.reader(io.StringIO(text), delimiter=delimiter)
     try:
