@@ -35,10 +35,11 @@ def _run(*args: str) -> tuple[int, str]:
 
 
 def _use_list(project: Path, name: str, extra: str = "") -> None:
-    """Point the sample campaign at lists/<name>, with no segment, in Toronto time."""
+    """Point the sample campaign (in Toronto time) at lists/<name>, with no segment."""
     text = project.read_text(encoding="utf-8")
-    text = text.replace("  path: ../lists/members.csv\n  segment: active\n", f"  path: ../lists/{name}\n")
-    project.write_text(text + "timezone: America/Toronto\n" + extra, encoding="utf-8")
+    assert "timezone: America/Toronto" in text
+    old = "  path: ../lists/members.csv\n  segment: active\n"
+    project.write_text(text.replace(old, f"  path: ../lists/{name}\n") + extra, encoding="utf-8")
 
 
 def _outlook(project: Path) -> Path:
