@@ -206,3 +206,14 @@ def test_quoted_line_breaks_and_blank_lines_number_rows_as_excel(tmp_path: Path)
     frame, _, rows = read_table(path)
     assert list(frame["email"]) == ["a@example.org", "b@example.org"]
     assert rows.tolist() == [2, 4]
+
+
+def test_summary_counts_the_segment_and_those_outside_it(project: Path, smtp_server) -> None:
+    """The sample's summary counts members in the 'active' segment and those outside it."""
+    server, _ = smtp_server()
+    code, out = _run("send", str(project), "--smtp", f"smtp://127.0.0.1:{server.port}", "--yes")
+    assert code == 0, out
+    delivered = int(re.search(r"delivered (\d+)", out).group(1))
+    outside = int(re.search(r"(\d+) outside segment", out).group(1))
+    code, out = _run("report", str(project), "--format", "summary")
+    assert re.search(rf"Segment:\n  active +{delivered}\n  outside the segment +{outside}\n", out)
