@@ -16,8 +16,13 @@ PER_LANGUAGE = (("subject",), ("from",), ("reply_to",), ("identification", "name
 
 
 def template_languages(template: Path) -> list[str]:
-    """The languages a template folder has: one ``<code>.html`` each."""
-    return sorted(m.group(1) for p in template.iterdir() if (m := _VARIANT_RE.match(p.name)))
+    """The languages a template folder has: one ``<code>.html`` each (none if unreadable:
+    the renderer then says why)."""
+    try:
+        names = [p.name for p in template.iterdir()]
+    except OSError:
+        return []
+    return sorted(m.group(1) for name in names if (m := _VARIANT_RE.match(name)))
 
 
 def check_language_keys(r: Reader, top: Mapping[str, Any], template: Path) -> None:
