@@ -217,3 +217,20 @@ def test_summary_counts_the_segment_and_those_outside_it(project: Path, smtp_ser
     outside = int(re.search(r"(\d+) outside segment", out).group(1))
     code, out = _run("report", str(project), "--format", "summary")
     assert re.search(rf"Segment:\n  active +{delivered}\n  outside the segment +{outside}\n", out)
+
+
+def test_a_separate_consent_date_column_dates_the_consent(project: Path, tmp_path: Path) -> None:
+    """`Consent: Express` beside a `Consent Date` cell (an Excel date) is express consent."""
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.append(["Email", "First Name", "Consent", "Consent Date", "Local"])
+    sheet.append(["a@example.org", "Ana", "Express", dt.date(2017, 3, 14), "5"])
+    sheet.append(["b@example.org", "Bo", "Express", None, "5"])
+    sheet.append(["c@example.org", "Cy", "Express 2016-01-02", dt.date(2017, 3, 14), "5"])
+    book.save(project.parent.parent / "lists" / "dated.xlsx")
+    _use_list(project, "dated.xlsx")
+    rejects = tmp_path / "rejects.csv"
+    code, out = _run("validate", str(project), "--rejects", str(rejects))
+    assert code == 0 and "3 rows read, 2 to send" in out, out
+    (row,) = csv.DictReader(rejects.open(encoding="utf-8"))
+    assert row["row"] == "3" and "express consent needs the date it was given" in row["reason"]

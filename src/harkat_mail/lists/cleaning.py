@@ -150,7 +150,7 @@ def clean_list(
     consent_why = basis
     if config.consent_required:
         today = dt.date.today()
-        verdicts = _per_distinct(frame["consent"], lambda v: consent_basis(v, today))
+        verdicts = _per_distinct(_consent_text(frame), lambda v: consent_basis(v, today))
         basis = np.array([b or "" for b, _ in verdicts], dtype=object)
         consent_why = np.array([w for _, w in verdicts], dtype=object)
         no_consent = basis == ""
@@ -180,6 +180,17 @@ def clean_list(
     return CleanedList(
         frame, tuple(sources), len(named), config.segment_name, name_rows(first, len(named))
     )
+
+
+def _consent_text(frame: pd.DataFrame) -> pd.Series:
+    """The consent column, with the date from a separate consent-date column when it has
+    none of its own (``express`` + ``2017-03-14`` -> ``express 2017-03-14``)."""
+    consent = frame["consent"]
+    if "consent_date" not in frame.columns:
+        return consent
+    dated = consent.str.contains(r"\d", regex=True).fillna(False)
+    joined = (consent + " " + frame["consent_date"]).str.strip()
+    return consent.where(dated | (frame["consent_date"] == ""), joined)
 
 
 def _split_mailboxes(frame: pd.DataFrame) -> None:

@@ -43,6 +43,10 @@ ALIASES: dict[str, tuple[str, ...]] = {
     "province": ("province", "prov"),
     "status": ("status", "statut"),
     "consent": ("consent", "consentement", "casl consent", "casl"),
+    "consent_date": (
+        "consent date", "date of consent", "consent given", "date consent given",
+        "date de consentement", "date du consentement",
+    ),
 }  # fmt: skip
 # Generic headers taken only when no specific one is present ("ID" may be a database key).
 WEAK_ALIASES: dict[str, tuple[str, ...]] = {
