@@ -234,3 +234,10 @@ def test_a_separate_consent_date_column_dates_the_consent(project: Path, tmp_pat
     assert code == 0 and "3 rows read, 2 to send" in out, out
     (row,) = csv.DictReader(rejects.open(encoding="utf-8"))
     assert row["row"] == "3" and "express consent needs the date it was given" in row["reason"]
+
+
+def test_blank_lines_before_and_after_keep_the_numbering(tmp_path: Path) -> None:
+    """Blank lines above the header shift every row, as in Excel; blank lines at the end don't."""
+    path = tmp_path / "m.csv"
+    path.write_text("\n\nemail\na@example.org\nb@example.org\n\n\n")
+    assert read_table(path)[2].tolist() == [4, 5]

@@ -114,9 +114,10 @@ def read_table(
 def _csv_rows(text: str, delimiter: str, count: int) -> np.ndarray:
     """Each record's row: 2, 3 ... unless blank lines (which pandas skips) sit in between."""
     plain = np.arange(2, count + 2)
-    lines = text.count("\n") + (0 if text.endswith("\n") else 1)
-    if lines == count + 1:
-        return plain  # one line per row: the usual export, settled by one count
+    body = text.strip()
+    if body.count("\n") + 1 == count + 1:
+        # one line per row, blank lines at most before or after: settled by counting lines
+        return plain + text[: len(text) - len(text.lstrip())].count("\n")
     rows = []
     reader = csv.reader(io.StringIO(text), delimiter=delimiter)
     try:
