@@ -193,13 +193,11 @@ class Doc:
         key = ".".join(at) if at else "(top)"
         return ConfigError(f"{self.path}:{line}: {key}: {explain(at, message)}")
 
-    def missing(self, at: tuple[str, ...], why: str = "") -> ConfigError:
-        """A required key is absent: no line of its own (a map's line when nested)."""
+    def missing(self, at: tuple[str, ...]) -> ConfigError:
+        """A required key is absent: what it is for and what to write. It has no line of its
+        own; a nested key gets its map's line."""
         where = f":{self.lines[at[:-1]]}" if len(at) > 1 and at[:-1] in self.lines else ""
-        text = missing(at)
-        if why:
-            text = text.replace("; it ", f" ({why}); it ", 1) if "; it " in text else why
-        return ConfigError(f"{self.path}{where}: {'.'.join(at)}: {text}")
+        return ConfigError(f"{self.path}{where}: {'.'.join(at)}: {missing(at)}")
 
 
 def _problem(exc: yaml.YAMLError) -> str:
