@@ -20,45 +20,6 @@ from .models import Campaign, Contact, ContactList, Rejected, RenderedContent, S
 
 STATE_ORDER = [s.value for s in State]
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-TIME_COLUMNS = ("next_attempt_at", "created_at", "updated_at")
-# What each state means to someone reading the report, not running the tool.
-STATE_WORDS = {
-    "pending": "not sent yet",
-    "sending": "being sent",
-    "sent": "delivered to the relay",
-    "deferred": "to be retried",
-    "failed": "failed",
-    "unknown": "unknown (the run stopped mid-send)",
-    "skipped": "not sent to",
-    "bounced": "bounced",
-    "complained": "marked as spam",
-}
-
-
-def zone_of(name: str) -> tzinfo | None:
-    """The campaign's time zone; None is the machine's own."""
-    return ZoneInfo(name) if name else None
-
-
-def iso_time(seconds: float | None, zone: tzinfo | None) -> str:
-    """A Unix time as ISO 8601 to the second with its offset, in ``zone``; "" for none."""
-    if seconds is None:
-        return ""
-    moment = datetime.fromtimestamp(float(seconds), tz=UTC)
-    return moment.astimezone(zone).isoformat(timespec="seconds")
-
-
-def readable_rows(
-    rows: Iterable[Mapping[str, Any]], zone: tzinfo | None, names: Mapping[str, str]
-) -> Iterator[dict[str, Any]]:
-    """Send-log rows with ISO times and the member's name after the member id."""
-    for row in rows:
-        out: dict[str, Any] = {}
-        for key, value in row.items():
-            out[key] = iso_time(value, zone) if key in TIME_COLUMNS else value
-            if key == "member_id":
-                out["name"] = names.get(str(row.get("key", "")), "")
-        yield out
 
 
 @dataclass
@@ -108,6 +69,79 @@ def export(rows: Iterable[Mapping[str, Any]], fmt: str) -> str:
     return buffer.getvalue()
 
 
+def write_file(path: Path, data: str | bytes, what: str) -> None:
+    """Write a file the user asked for; a path that cannot be written is one clear line."""
+    try:
+        if isinstance(data, bytes):
+            path.write_bytes(data)
+        else:
+            path.write_text(data, encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{what} {path}: cannot write ({exc.strerror or exc})") from None
+
+
+def write_rejects(path: Path, rejected: Iterable[Rejected]) -> int:
+    """Rejected rows as CSV (file, row, member id, name, address, reason), formula-safe.
+
+    The row is the spreadsheet's (header = row 1); returns the count.
+    """
+    rows = [
+        {
+            "file": r.source,
+            "row": r.row,
+            "member_id": r.member_id,
+            "name": r.name,
+            "email": r.email,
+            "reason": r.reason,
+        }
+        for r in rejected
+    ]
+    text = export(rows, "csv") if rows else "file,row,member_id,name,email,reason\n"
+    write_file(path, text, "--rejects")
+    return len(rows)
+
+
+TIME_COLUMNS = ("next_attempt_at", "created_at", "updated_at")
+# What each state means to someone reading the report, not running the tool.
+STATE_WORDS = {
+    "pending": "not sent yet",
+    "sending": "being sent",
+    "sent": "delivered to the relay",
+    "deferred": "to be retried",
+    "failed": "failed",
+    "unknown": "unknown (the run stopped mid-send)",
+    "skipped": "not sent to",
+    "bounced": "bounced",
+    "complained": "marked as spam",
+}
+
+
+def zone_of(name: str) -> tzinfo | None:
+    """The campaign's time zone; None is the machine's own."""
+    return ZoneInfo(name) if name else None
+
+
+def iso_time(seconds: float | None, zone: tzinfo | None) -> str:
+    """A Unix time as ISO 8601 to the second with its offset, in ``zone``; "" for none."""
+    if seconds is None:
+        return ""
+    moment = datetime.fromtimestamp(float(seconds), tz=UTC)
+    return moment.astimezone(zone).isoformat(timespec="seconds")
+
+
+def readable_rows(
+    rows: Iterable[Mapping[str, Any]], zone: tzinfo | None, names: Mapping[str, str]
+) -> Iterator[dict[str, Any]]:
+    """Send-log rows with ISO times and the member's name after the member id."""
+    for row in rows:
+        out: dict[str, Any] = {}
+        for key, value in row.items():
+            out[key] = iso_time(value, zone) if key in TIME_COLUMNS else value
+            if key == "member_id":
+                out["name"] = names.get(str(row.get("key", "")), "")
+        yield out
+
+
 def summary_table(
     campaign: Campaign, rows: Sequence[Mapping[str, Any]]
 ) -> list[tuple[str, str, int]]:
@@ -147,38 +181,6 @@ def summary_text(
         first, last = iso_time(min(sent), zone), iso_time(max(sent), zone)
         lines.append(f"First delivered {first}, last {last}")
     return "\n".join(lines) + "\n"
-
-
-def write_file(path: Path, data: str | bytes, what: str) -> None:
-    """Write a file the user asked for; a path that cannot be written is one clear line."""
-    try:
-        if isinstance(data, bytes):
-            path.write_bytes(data)
-        else:
-            path.write_text(data, encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"{what} {path}: cannot write ({exc.strerror or exc})") from None
-
-
-def write_rejects(path: Path, rejected: Iterable[Rejected]) -> int:
-    """Rejected rows as CSV (file, row, member id, name, address, reason), formula-safe.
-
-    The row is the spreadsheet's (header = row 1); returns the count.
-    """
-    rows = [
-        {
-            "file": r.source,
-            "row": r.row,
-            "member_id": r.member_id,
-            "name": r.name,
-            "email": r.email,
-            "reason": r.reason,
-        }
-        for r in rejected
-    ]
-    text = export(rows, "csv") if rows else "file,row,member_id,name,email,reason\n"
-    write_file(path, text, "--rejects")
-    return len(rows)
 
 
 def _headers(data: bytes) -> list[tuple[str, str]]:
