@@ -60,6 +60,8 @@ class State(enum.StrEnum):
     FAILED = "failed"
     UNKNOWN = "unknown"
     SKIPPED = "skipped"
+    BOUNCED = "bounced"  # after `sent`: a bounce came back (its class, status, diagnostic kept)
+    COMPLAINED = "complained"  # after `sent`: the member reported the message as spam
 
 
 @dataclass(frozen=True)
@@ -78,6 +80,12 @@ class SmtpConfig:
     per_day: int | None = None
     timeout: float = 30.0
     ca_file: Path | None = None  # extra trust anchors; certificates are always verified
+    weight: float = 1.0  # in a pool of relays: this relay's share of the messages
+
+    @property
+    def label(self) -> str:
+        """How the send log names this relay: ``host:port`` (``local`` for the capture relay)."""
+        return "local" if self.local else f"{self.host}:{self.port}"
 
     def describe(self) -> str:
         """A human label for prompts and summaries; never includes a password."""
@@ -149,6 +157,62 @@ class DkimConfig:
 
 
 @dataclass(frozen=True)
+class BounceConfig:
+    """Where bounces go and how they are read back (``bounces:`` in the YAML)."""
+
+    address: str  # the envelope sender: bounces@domain, or its VERP form
+    verp: bool = False  # bounces+TOKEN@domain: each bounce names its campaign and member
+    mailbox: str = ""  # a Maildir, mbox, .eml folder, or imaps:// / imap:// URL
+    processed: str = "harkat-processed"  # the folder processed messages are moved to
+    password_env: str | None = None  # IMAP password, only ever from the environment
+    ca_file: Path | None = None  # extra trust anchors for IMAP; certificates always verified
+    soft_threshold: int = 3  # soft-bounce score (days with a soft bounce) that suppresses
+    block_alert: float = 10.0  # blocks in one campaign that raise the alarm (count, or %)
+    block_alert_percent: bool = False  # block_alert is a percentage of the messages sent
+
+
+@dataclass(frozen=True)
+class LetterConfig:
+    """A letter members send from their own address, offered as a prefilled ``mailto:`` link.
+
+    Rendered per member from ``folder/<language>.txt`` and ``subject`` (Jinja); a link longer
+    than ``max_chars`` is shortened at a paragraph and points at ``full_url`` for the rest.
+    """
+
+    to: str  # one bare address (a ``{{ var }}`` already resolved)
+    subject: Mapping[str, str]  # language (or "*") -> Jinja source
+    folder: Path  # <template folder>/<letter template>/, holding <language>.txt
+    cc: tuple[str, ...] = ()
+    full_url: Mapping[str, str] = field(default_factory=dict)  # language (or "*") -> https URL
+    max_chars: int = 2000  # the whole mailto: link, as mail clients and browsers accept it
+
+    def subject_for(self, language: str) -> str:
+        """The subject template for a language ("*" covers every language)."""
+        return self.subject.get(language) or self.subject["*"]
+
+    def full_url_for(self, language: str) -> str:
+        """Where the full text is published in a language; "" when nowhere."""
+        return self.full_url.get(language) or self.full_url.get("*", "")
+
+
+@dataclass(frozen=True)
+class RenderedLetter:
+    """One member's letter: what the link prefills, and the whole text when it was shortened."""
+
+    to: str
+    cc: tuple[str, ...]
+    subject: str
+    body: str  # as prefilled (sent with CRLF line breaks); shorter than ``full_body`` if cut
+    full_body: str
+    mailto: str  # the RFC 6068 link
+
+    @property
+    def shortened(self) -> bool:
+        """True when the link carries only part of the letter and a link to the rest."""
+        return self.body != self.full_body
+
+
+@dataclass(frozen=True)
 class Campaign:
     """A validated campaign: everything a run needs, paths already resolved."""
 
@@ -175,6 +239,14 @@ class Campaign:
     dkim: DkimConfig | None = None
     lease: float = 60.0  # seconds a silent run keeps its claimed rows before others take over
     timezone: str = ""  # IANA name for the times reports show; "" = the machine's zone
+    bounces: BounceConfig | None = None  # envelope sender and bounce mailbox; None: From
+    letter: LetterConfig | None = None  # the letter members can send (``letter_mailto``)
+    relays: tuple[SmtpConfig, ...] = ()  # a pool (``smtp:`` as a list); ``smtp`` is its first
+
+    @property
+    def pool(self) -> tuple[SmtpConfig, ...]:
+        """Every relay to deliver through: the pool, or the one ``smtp`` relay."""
+        return self.relays or (self.smtp,)
 
     def sender_for(self, language: str) -> str:
         """The From header for a language, falling back to the default language."""
@@ -308,6 +380,7 @@ class DeliveryResult:
     outcome: Outcome
     code: int | None
     reply: str
+    relay: str = ""  # the relay that gave the verdict (its label), for the send log
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,16 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from .errors import ConfigError
-from .models import Campaign, Contact, ContactList, Rejected, RenderedContent, State, reason_label
+from .models import (
+    Campaign,
+    Contact,
+    ContactList,
+    Rejected,
+    RenderedContent,
+    RenderedLetter,
+    State,
+    reason_label,
+)
 
 STATE_ORDER = [s.value for s in State]
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -33,10 +42,17 @@ class Preview:
     data: bytes
     warnings: list[str] = field(default_factory=list)
     count: int = 0
+    letter: RenderedLetter | None = None  # the letter this member's button opens
 
 
-def status_lines(campaign: str, counts: Mapping[str, int], skipped: Mapping[str, int]) -> list[str]:
-    """A small table: one line per state with its count, skipped broken down by reason."""
+def status_lines(
+    campaign: str,
+    counts: Mapping[str, int],
+    skipped: Mapping[str, int],
+    bounces: Mapping[str, int] | None = None,
+) -> list[str]:
+    """A small table: one line per state with its count, skipped broken down by reason and
+    bounced by class (``bounces``: class -> rows, complaints included)."""
     lines = [f"campaign {campaign}"]
     total = sum(counts.values())
     for state in STATE_ORDER:
@@ -44,6 +60,12 @@ def status_lines(campaign: str, counts: Mapping[str, int], skipped: Mapping[str,
             lines.append(f"  {state:<9} {counts[state]:>7}")
             if state == State.SKIPPED:
                 lines.extend(f"    {reason:<20} {n:>5}" for reason, n in sorted(skipped.items()))
+            if state == State.BOUNCED:
+                lines.extend(
+                    f"    {kind:<20} {(bounces or {}).get(kind, 0):>5}"
+                    for kind in ("hard", "soft", "block")
+                    if (bounces or {}).get(kind)
+                )
     lines.append(f"  {'total':<9} {total:>7}")
     return lines
 
@@ -209,7 +231,28 @@ def _section(preview: Preview) -> str:
 <iframe title="{lang} phone" src="{lang}.html" width="375" height="900"></iframe></figure>
 </div>
 <h3>Plain text</h3><pre>{e(preview.content.text)}</pre>
+{letter_block(preview.letter, preview.language)}
 </section>"""
+
+
+def letter_block(letter: RenderedLetter | None, language: str) -> str:
+    """The letter a variant's ``letter_mailto`` button opens: addresses, subject, text, size."""
+    if letter is None:
+        return ""
+    e = html.escape
+    cc = f"<br><strong>Cc:</strong> {e(', '.join(letter.cc))}" if letter.cc else ""
+    shortened = (
+        f"<p>Longer than the link allows, so shortened at a paragraph; the full text "
+        f"(publish it at <code>letter.full_url</code>):</p><pre>{e(letter.full_body)}</pre>"
+        if letter.shortened
+        else ""
+    )
+    return f"""<div class="letter" id="letter-{e(language)}">
+<h3>Letter</h3>
+<p><strong>To:</strong> {e(letter.to)}{cc}<br><strong>Subject:</strong> {e(letter.subject)}<br>
+The link is {len(letter.mailto):,} characters. <a href="{e(letter.mailto)}">Open it</a></p>
+<pre>{e(letter.body)}</pre>
+{shortened}</div>"""
 
 
 def _purpose_note(campaign: Campaign) -> str:

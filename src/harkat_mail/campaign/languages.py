@@ -1,5 +1,6 @@
 """Per-language keys (subject, from, reply_to, identification.name) must name a language the
-template has: ``fn:`` for ``fr:`` would otherwise give French members the default subject."""
+template has: ``fn:`` for ``fr:`` would otherwise give French members the default subject.
+(``letter:`` checks its own keys.)"""
 
 from __future__ import annotations
 
@@ -12,7 +13,12 @@ from .guidance import suggest
 from .yamldoc import Reader
 
 _VARIANT_RE = re.compile(r"^([a-z]{2})\.html$")
-PER_LANGUAGE = (("subject",), ("from",), ("reply_to",), ("identification", "name"))
+PER_LANGUAGE = (
+    ("subject",),
+    ("from",),
+    ("reply_to",),
+    ("identification", "name"),
+)
 
 
 def template_languages(template: Path) -> list[str]:

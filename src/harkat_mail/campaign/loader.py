@@ -20,11 +20,13 @@ from ..models import (
     UnsubscribeConfig,
     send_log_kind,
 )
+from .bounces import bounce_config
 from .guidance import suggest
 from .headers import dns_name, https_url
 from .headers import list_id as check_list_id
 from .languages import check_language_keys
-from .smtp import smtp_config
+from .letter import letter_config
+from .smtp import smtp_relays
 from .yamldoc import LANG_RE, Doc, Reader, read_document
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -51,6 +53,8 @@ _TOP_KEYS = {
     "dkim",
     "lease",
     "timezone",
+    "bounces",
+    "letter",
 }
 
 
@@ -288,6 +292,7 @@ def load_campaign(path: str | Path) -> Campaign:
     )
     bilingual = r.choice(top.get("bilingual", "separate"), ("bilingual",), _BILINGUAL)
     base = source.parent
+    relays = smtp_relays(r, top.get("smtp"))
     return Campaign(
         source=source.resolve(),
         name=name,
@@ -299,7 +304,7 @@ def load_campaign(path: str | Path) -> Campaign:
         language_column=r.text(language.get("column", "language"), ("language", "column")),
         default_language=default_language,
         vars=variables,
-        smtp=smtp_config(r, top.get("smtp")),
+        smtp=relays[0],
         send_log=_send_log(r, top["send_log"])
         if "send_log" in top
         else (base / f"{name}.sendlog.sqlite").resolve(),
@@ -318,4 +323,7 @@ def load_campaign(path: str | Path) -> Campaign:
         dkim=_dkim(r, top.get("dkim")),
         lease=_lease(r, top.get("lease", 60)),
         timezone=_timezone(r, top.get("timezone")),
+        bounces=bounce_config(r, top.get("bounces")),
+        letter=letter_config(r, top.get("letter"), template, variables),
+        relays=relays if len(relays) > 1 or isinstance(top.get("smtp"), list) else (),
     )
