@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -243,6 +243,7 @@ class Campaign:
     identification: Identification | None = None
     dkim: DkimConfig | None = None
     lease: float = 60.0  # seconds a silent run keeps its claimed rows before others take over
+    timezone: str = ""  # IANA name for the times reports show; "" = the machine's zone
     bounces: BounceConfig | None = None  # envelope sender and bounce mailbox; None: From
     letter: LetterConfig | None = None  # the letter members can send (``letter_mailto``)
     relays: tuple[SmtpConfig, ...] = ()  # a pool (``smtp:`` as a list); ``smtp`` is its first
@@ -267,7 +268,7 @@ class Contact:
 
     key: str  # normalised address: the identity in the send log
     email: str  # the address as it is sent
-    row: int  # 1-based data row in its source file
+    row: int  # the spreadsheet's row number: the header is row 1, the first member row 2
     source: str
     language: str
     first_name: str = ""
@@ -287,9 +288,23 @@ class Rejected:
     """An input row that is not sent to, with the one reason why."""
 
     source: str
-    row: int
+    row: int  # as the spreadsheet numbers it (header = row 1)
     email: str
     reason: str
+    name: str = ""  # first and last name as the row has them, to find the row by
+    member_id: str = ""
+
+
+def name_rows(rows: Sequence[tuple[str, int]], total: int, shown: int = 5) -> str:
+    """``members.csv rows 4, 9, 17, ...``: the first rows of a group, to find them by."""
+    parts: list[str] = []
+    for source, row in rows[:shown]:
+        if parts and parts[-1].startswith(f"{source} row"):
+            parts[-1] += f", {row}"
+        else:
+            parts.append(f"{source} row {row}")
+    text = "; ".join(p.replace(" row ", " rows ", 1) if "," in p else p for p in parts)
+    return text + (", ..." if total > shown else "")
 
 
 @dataclass(frozen=True)
