@@ -24,8 +24,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
-from harkat_mail.delivery import DeliveryHooks, RelayThread, deliver  # noqa: E402
-from harkat_mail.models import (  # noqa: E402
+from harkat_mail.delivery import DeliveryHooks, RelayThread, deliver
+from harkat_mail.models import (
     DeliveryResult,
     OutgoingMessage,
     RetryPolicy,
@@ -37,6 +37,7 @@ GREYLIST = (
     "http://postgrey.schweikert.ch/help/example.org.html"
 )
 DEBUG = "-v" in sys.argv
+BODY = (b"x" * 70 + b"\r\n") * 30  # 2 KB in lines of 72
 SES = "454 4.7.0 Throttling failure: Maximum sending rate exceeded."
 
 
@@ -91,7 +92,7 @@ def run(relay: Relay, count: int, connections: int, policy: RetryPolicy) -> tupl
         for i in range(count):
             yield OutgoingMessage(
                 f"m{i}", "news@example.org", f"m{i}@example.org", f"<m{i}@example.org>",
-                f"Subject: {i}\r\nMessage-ID: <m{i}@example.org>\r\n\r\n{('x' * 70 + chr(13) + chr(10)) * 30}\r\n".encode(),
+                f"Subject: {i}\r\nMessage-ID: <m{i}@example.org>\r\n\r\n".encode() + BODY,
             )
 
     async def nothing(_: OutgoingMessage) -> None:

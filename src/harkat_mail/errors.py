@@ -28,14 +28,17 @@ class DeliveryError(HarkatError):
 
 
 class RelayUnavailable(DeliveryError):
-    """The relay is unreachable or refuses us; nothing burned (members stay pending)."""
+    """The relay is unreachable or refuses us (connection, TLS, authentication); nothing burned."""
 
     exit_code = 3
 
 
+class BounceSourceError(HarkatError):
+    """A bounce mailbox or message file cannot be found or read."""
+
+
 class SendLogError(HarkatError):
     """The send log cannot be opened, or refuses a resume whose inputs changed."""
-
 
 
 class ClaimLost(SendLogError):

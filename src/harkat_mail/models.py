@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import enum
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 TlsMode = Literal["starttls", "tls", "none"]
+AuthMode = Literal["password", "xoauth2"]
 DEFAULT_SECRET_ENV = "HARKAT_UNSUBSCRIBE_SECRET"  # where the unsubscribe-link secret lives
 
 
@@ -60,6 +61,8 @@ class State(enum.StrEnum):
     FAILED = "failed"
     UNKNOWN = "unknown"
     SKIPPED = "skipped"
+    BOUNCED = "bounced"  # after `sent`: a bounce came back (its class, status, diagnostic kept)
+    COMPLAINED = "complained"  # after `sent`: the member reported the message as spam
 
 
 @dataclass(frozen=True)
@@ -78,13 +81,23 @@ class SmtpConfig:
     per_day: int | None = None
     timeout: float = 30.0
     ca_file: Path | None = None  # extra trust anchors; certificates are always verified
+    weight: float = 1.0  # in a pool of relays: this relay's share of the messages
+    auth: AuthMode = "password"  # xoauth2: an OAuth 2.0 access token (Microsoft 365, Google)
+    token_env: str | None = None  # xoauth2: the variable holding the access token
+    token_command: tuple[str, ...] = ()  # xoauth2: argv printing one (run once per session)
+
+    @property
+    def label(self) -> str:
+        """How the send log names this relay: ``host:port`` (``local`` for the capture relay)."""
+        return "local" if self.local else f"{self.host}:{self.port}"
 
     def describe(self) -> str:
         """A human label for prompts and summaries; never includes a password."""
         if self.local:
             return "the embedded capture relay"
         user = f"{self.username}@" if self.username else ""
-        return f"{user}{self.host}:{self.port} (tls: {self.tls})"
+        auth = ", XOAUTH2" if self.auth == "xoauth2" else ""
+        return f"{user}{self.host}:{self.port} (tls: {self.tls}{auth})"
 
 
 @dataclass(frozen=True)
@@ -164,6 +177,62 @@ class DkimConfig:
 
 
 @dataclass(frozen=True)
+class BounceConfig:
+    """Where bounces go and how they are read back (``bounces:`` in the YAML)."""
+
+    address: str  # the envelope sender: bounces@domain, or its VERP form
+    verp: bool = False  # bounces+TOKEN@domain: each bounce names its campaign and member
+    mailbox: str = ""  # a Maildir, mbox, .eml folder, or imaps:// / imap:// URL
+    processed: str = "harkat-processed"  # the folder processed messages are moved to
+    password_env: str | None = None  # IMAP password, only ever from the environment
+    ca_file: Path | None = None  # extra trust anchors for IMAP; certificates always verified
+    soft_threshold: int = 3  # soft-bounce score (days with a soft bounce) that suppresses
+    block_alert: float = 10.0  # blocks in one campaign that raise the alarm (count, or %)
+    block_alert_percent: bool = False  # block_alert is a percentage of the messages sent
+
+
+@dataclass(frozen=True)
+class LetterConfig:
+    """A letter members send from their own address, offered as a prefilled ``mailto:`` link.
+
+    Rendered per member from ``folder/<language>.txt`` and ``subject`` (Jinja); a link longer
+    than ``max_chars`` is shortened at a paragraph and points at ``full_url`` for the rest.
+    """
+
+    to: str  # one bare address (a ``{{ var }}`` already resolved)
+    subject: Mapping[str, str]  # language (or "*") -> Jinja source
+    folder: Path  # <template folder>/<letter template>/, holding <language>.txt
+    cc: tuple[str, ...] = ()
+    full_url: Mapping[str, str] = field(default_factory=dict)  # language (or "*") -> https URL
+    max_chars: int = 2000  # the whole mailto: link, as mail clients and browsers accept it
+
+    def subject_for(self, language: str) -> str:
+        """The subject template for a language ("*" covers every language)."""
+        return self.subject.get(language) or self.subject["*"]
+
+    def full_url_for(self, language: str) -> str:
+        """Where the full text is published in a language; "" when nowhere."""
+        return self.full_url.get(language) or self.full_url.get("*", "")
+
+
+@dataclass(frozen=True)
+class RenderedLetter:
+    """One member's letter: what the link prefills, and the whole text when it was shortened."""
+
+    to: str
+    cc: tuple[str, ...]
+    subject: str
+    body: str  # as prefilled (sent with CRLF line breaks); shorter than ``full_body`` if cut
+    full_body: str
+    mailto: str  # the RFC 6068 link
+
+    @property
+    def shortened(self) -> bool:
+        """True when the link carries only part of the letter and a link to the rest."""
+        return self.body != self.full_body
+
+
+@dataclass(frozen=True)
 class Campaign:
     """A validated campaign: everything a run needs, paths already resolved."""
 
@@ -189,6 +258,15 @@ class Campaign:
     identification: Identification | None = None
     dkim: DkimConfig | None = None
     lease: float = 60.0  # seconds a silent run keeps its claimed rows before others take over
+    timezone: str = ""  # IANA name for the times reports show; "" = the machine's zone
+    bounces: BounceConfig | None = None  # envelope sender and bounce mailbox; None: From
+    letter: LetterConfig | None = None  # the letter members can send (``letter_mailto``)
+    relays: tuple[SmtpConfig, ...] = ()  # a pool (``smtp:`` as a list); ``smtp`` is its first
+
+    @property
+    def pool(self) -> tuple[SmtpConfig, ...]:
+        """Every relay to deliver through: the pool, or the one ``smtp`` relay."""
+        return self.relays or (self.smtp,)
 
     def sender_for(self, language: str) -> str:
         """The From header for a language, falling back to the default language."""
@@ -205,7 +283,7 @@ class Contact:
 
     key: str  # normalised address: the identity in the send log
     email: str  # the address as it is sent
-    row: int  # 1-based data row in its source file
+    row: int  # the spreadsheet's row number: the header is row 1, the first member row 2
     source: str
     language: str
     first_name: str = ""
@@ -225,9 +303,23 @@ class Rejected:
     """An input row that is not sent to, with the one reason why."""
 
     source: str
-    row: int
+    row: int  # as the spreadsheet numbers it (header = row 1)
     email: str
     reason: str
+    name: str = ""  # first and last name as the row has them, to find the row by
+    member_id: str = ""
+
+
+def name_rows(rows: Sequence[tuple[str, int]], total: int, shown: int = 5) -> str:
+    """``members.csv rows 4, 9, 17, ...``: the first rows of a group, to find them by."""
+    parts: list[str] = []
+    for source, row in rows[:shown]:
+        if parts and parts[-1].startswith(f"{source} row"):
+            parts[-1] += f", {row}"
+        else:
+            parts.append(f"{source} row {row}")
+    text = "; ".join(p.replace(" row ", " rows ", 1) if "," in p else p for p in parts)
+    return text + (", ..." if total > shown else "")
 
 
 @dataclass(frozen=True)
@@ -310,6 +402,7 @@ class DeliveryResult:
     reply: str
     tried: bool = False  # the try reached the relay: it counts as an attempt
     throttled: bool = False  # the relay answered by throttling (its own budget)
+    relay: str = ""  # the relay that gave the verdict (its label), for the send log
 
 
 @dataclass(frozen=True)

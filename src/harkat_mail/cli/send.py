@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import sys
 import time
 from datetime import datetime
@@ -15,8 +16,8 @@ from ..campaign import load_campaign, parse_smtp_url
 from ..mail import secret_from_env, secret_is_set
 from ..models import RunSummary, SmtpConfig
 from ..reports import write_rejects
-from ..store import open_store
-from .app import REJECTS_HELP, SEND_LOG_HELP, clean_errors, confirm, main, say
+from ..store import Store, open_store
+from .app import REJECTS_HELP, SEND_LOG_HELP, clean_errors, confirm, describe, main, say
 from .progress import reporter
 
 
@@ -87,6 +88,21 @@ def _summary(summary: RunSummary) -> None:
     help="Also resend recipients whose delivery is unknown (a copy may already have arrived).",
 )
 @click.option(
+    "--retry-failed",
+    is_flag=True,
+    help="Also resend recipients whose delivery failed (a 5xx, or retries used up), with "
+    "fresh attempts and the same Message-ID.",
+)
+@click.option(
+    "--retry-code",
+    "retry_codes",
+    multiple=True,
+    metavar="CODE",
+    callback=lambda _ctx, _param, value: _codes(value),
+    help="With --retry-failed (implied): only failed recipients whose last reply code matches, "
+    "e.g. 4xx, 5xx, 55x, 550 (repeatable).",
+)
+@click.option(
     "--test-to",
     "test_to",
     multiple=True,
@@ -104,11 +120,17 @@ def send(
     rejects: Path | None,
     send_log: str | None,
     retry_unknown: bool,
+    retry_failed: bool,
+    retry_codes: tuple[str, ...],
     test_to: tuple[str, ...],
 ) -> None:
-    """Send CAMPAIGN_FILE, or resume it: only recipients not yet sent get a message."""
+    """Send CAMPAIGN_FILE, or resume it: only recipients not yet sent get a message.
+
+    Example: harkat-mail send campaigns/sept2018.yaml --retry-failed --retry-code 4xx
+    """
     campaign = load_campaign(campaign_file)
-    smtp = parse_smtp_url(smtp_url) if smtp_url else campaign.smtp
+    relays = (parse_smtp_url(smtp_url),) if smtp_url else campaign.pool
+    smtp = relays[0]
     if not (dry_run or smtp.local):  # links must verify at the unsubscribe server
         secret_from_env(campaign.unsubscribe.secret_env, required=True)
     elif not secret_is_set(campaign.unsubscribe.secret_env):
@@ -136,34 +158,74 @@ def send(
             if result.outcome != "sent":
                 click.echo(f"  {result.key}: {result.outcome} {result.code or ''} {result.reply}")
         sys.exit(0 if sent == len(results) else 1)
-    summary = asyncio.run(_deliver(prepared, smtp, send_log, force, retry_unknown, limit, yes))
-    if summary is None:
-        return
-    _summary(summary)
-    if smtp.local:
-        click.echo(f"delivered mail is in {campaign.outbox}")
-    if summary.interrupted:
-        sys.exit(130)
-    if summary.failed or summary.deferred or summary.unknown or summary.stopped_because:
+    retry = retry_codes if retry_codes else () if retry_failed else None
+    summary, left = asyncio.run(
+        _deliver(prepared, relays, send_log, force, retry_unknown, retry, limit, yes)
+    )
+    if summary is not None:
+        _summary(summary)
+        if smtp.local:
+            click.echo(f"delivered mail is in {campaign.outbox}")
+        if summary.interrupted:
+            sys.exit(130)
+    if left:
+        click.echo(left)
+    if left or (
+        summary is not None
+        and (summary.failed or summary.deferred or summary.unknown or summary.stopped_because)
+    ):
         sys.exit(1)
 
 
+def _codes(values: tuple[str, ...]) -> tuple[str, ...]:
+    """Reply-code filters: three characters, a digit 2-5 then digits or x (``5xx``, ``550``)."""
+    for value in values:
+        if not re.fullmatch(r"[2-5][0-9xX]{2}", value):
+            raise click.BadParameter(f"{value!r}: expected a reply code such as 550, 55x or 4xx")
+    return tuple(v.lower() for v in values)
+
+
+async def _left(store: Store, campaign: str, summary: RunSummary | None) -> str:
+    """What the send log still holds without a delivery: one line, or "" when nothing."""
+    counts = await store.counts(campaign)
+    parts = []
+    deferred = counts.get("deferred", 0) - (summary.deferred if summary else 0)
+    if deferred > 0:
+        due = await store.next_attempt(campaign)
+        when = (
+            time.strftime("%H:%M:%S", time.localtime(due))
+            if due and due > time.time()
+            else "now"
+        )
+        more = "more " if summary and summary.deferred else ""
+        parts.append(f"{deferred} {more}deferred (the next is due {when}: run send again then)")
+    failed = counts.get("failed", 0) - (summary.failed if summary else 0)
+    if failed > 0 and summary is None:
+        parts.append(f"{failed} failed (resend them with --retry-failed)")
+    unknown = counts.get("unknown", 0) - (summary.unknown if summary else 0)
+    if unknown > 0 and summary is None:
+        parts.append(f"{unknown} unknown (--retry-unknown resends them)")
+    return f"{campaign}: the send log still has " + "; ".join(parts) if parts else ""
 
 
 async def _deliver(
     prepared: run.Prepared,
-    smtp: SmtpConfig,
+    relays: tuple[SmtpConfig, ...],
     send_log: str | None,
     force: bool,
     retry_unknown: bool,
+    retry_failed: tuple[str, ...] | None,
     limit: int | None,
     yes: bool,
-) -> RunSummary | None:
-    """Plan, confirm and run this process's share of the campaign; None if nothing is due."""
+) -> tuple[RunSummary | None, str]:
+    """Plan, confirm and run this process's share of the campaign; what is left after it.
+
+    The summary is None when nothing was due.
+    """
     campaign = prepared.campaign
     store = await open_store(send_log or campaign.send_log)
     try:
-        due = await run.plan(prepared, store, force, retry_unknown)
+        due = await run.plan(prepared, store, force, retry_unknown, retry_failed, say)
         todo = min(due, limit) if limit is not None else due
         if not todo:
             counts = await store.counts(campaign.name)
@@ -181,19 +243,20 @@ async def _deliver(
                 f"{campaign.name}: nothing new to send; the send log already records "
                 f"{counts.get('sent', 0)} delivered ({store.location}){busy}"
             )
-            return None
-        confirm(f"Send {todo} messages of {campaign.name}", smtp, yes)
-        say(f"sending up to {todo} messages of {campaign.name} through {smtp.describe()}")
-        with run.relay_for(prepared, smtp) as relay, reporter(todo) as show:
-            return await run.run_send(
+            return None, await _left(store, campaign.name, None)
+        confirm(f"Send {todo} messages of {campaign.name}", relays, yes)
+        say(f"sending up to {todo} messages of {campaign.name} through {describe(relays)}")
+        with run.relays_for(prepared, relays) as pool, reporter(todo) as show:
+            summary = await run.run_send(
                 prepared,
                 store,
-                relay,
+                pool,
                 due=due,
                 retry_unknown=retry_unknown,
                 limit=limit,
                 say=say,
                 progress=show,
             )
+        return summary, await _left(store, campaign.name, summary)
     finally:
         await store.close()

@@ -71,7 +71,7 @@ class _Run:
     failure: BaseException | None = None  # a hook or the budget failed: raised at the end
 
     def open_sessions(self) -> int:
-        return sum(1 for s in self.sessions if s.client is not None and s.client.is_connected)
+        return sum(1 for s in self.sessions if _is_open(s))
 
     def finish(self, slot: bool) -> None:
         """A message is done with for this run (verdict given, or left as it was)."""
@@ -206,7 +206,7 @@ async def deliver(
 
     async def connect(session: Session, message: OutgoingMessage, slot: bool) -> bool:
         """Open the worker's session; False when it cannot (the message goes back)."""
-        if session.client is not None and session.client.is_connected:
+        if _is_open(session):
             return True
         run.opening += 1
         try:
@@ -320,6 +320,13 @@ async def deliver(
     if run.unavailable is not None:
         raise run.unavailable
     return run.stop_reason
+
+
+def _is_open(session: Session) -> bool:
+    """The session is connected and negotiated (transactions may run on it)."""
+    if session.client is None:
+        return False
+    return session.wire.connected if session.wire is not None else session.client.is_connected
 
 
 class _Retire(Exception):

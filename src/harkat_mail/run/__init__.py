@@ -9,7 +9,7 @@ from .dryrun import dry_run
 from .prepare import Prepared, plan, prepare, rejected_by_reason
 from .progress import Progress
 from .runner import run_send
-from .send import relay_for, send, send_tests
+from .send import relay_for, relays_for, send, send_tests
 
 __all__ = [
     "Prepared",
@@ -19,6 +19,7 @@ __all__ = [
     "prepare",
     "rejected_by_reason",
     "relay_for",
+    "relays_for",
     "run_send",
     "send",
     "send_tests",

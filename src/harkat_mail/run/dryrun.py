@@ -40,6 +40,7 @@ def dry_run(prepared: Prepared, say: Callable[[str], None] = lambda _: None) -> 
                 content,
                 message.data,
                 list(variant.warnings),
+                letter=prepared.renderer.letter_for(contact),
             )
         preview.count += 1
         # Links and images vary little between recipients: check a few; size, every one.
@@ -61,5 +62,8 @@ def dry_run(prepared: Prepared, say: Callable[[str], None] = lambda _: None) -> 
         already_done=0,
         seconds=time.perf_counter() - started,
         previews=index,
-        warnings=tuple(w for p in previews.values() for w in p.warnings),
+        warnings=(
+            *(w for p in previews.values() for w in p.warnings),
+            *prepared.renderer.notes,
+        ),
     )

@@ -42,6 +42,23 @@ def relay_for(prepared: Prepared, smtp: SmtpConfig) -> Iterator[SmtpConfig]:
         relay.stop()
 
 
+@contextlib.contextmanager
+def relays_for(
+    prepared: Prepared, relays: SmtpConfig | Sequence[SmtpConfig]
+) -> Iterator[tuple[SmtpConfig, ...]]:
+    """``relay_for`` for a pool: every relay checked before the first connection."""
+    if isinstance(relays, SmtpConfig):
+        relays = (relays,)
+    if len(relays) == 1:
+        with relay_for(prepared, relays[0]) as only:
+            yield (only,)
+        return
+    for relay in relays:  # a pool is never the capture relay (the YAML refuses it)
+        password_for(relay)
+        prepared.renderer.unsubscribe.require_secret(relay.describe())
+    yield tuple(relays)
+
+
 def send_tests(
     prepared: Prepared, addresses: Sequence[str], smtp: SmtpConfig
 ) -> list[DeliveryResult]:
@@ -88,7 +105,7 @@ def send_tests(
 
 def send(
     prepared: Prepared,
-    smtp: SmtpConfig,
+    smtp: SmtpConfig | Sequence[SmtpConfig] | None = None,
     *,
     send_log: str | Path | None = None,
     force: bool = False,
@@ -101,6 +118,8 @@ def send(
 ) -> RunSummary:
     """Plan the campaign in its send log and deliver this run's share; every verdict recorded.
 
+    ``smtp`` is one relay or a pool (default: the campaign's own, ``Campaign.pool``).
+
     Other runs on the same send log (other processes, other machines) share the work: each
     member is claimed by one run. ``send_log`` overrides the campaign's (a path or a
     ``postgresql://`` URL). Ctrl-C ends the run after the messages in flight.
@@ -110,7 +129,8 @@ def send(
         store = await open_store(send_log or prepared.campaign.send_log)
         try:
             due = await plan(prepared, store, force, retry_unknown)
-            with relay_for(prepared, smtp) as relay:
+            relays = prepared.campaign.pool if smtp is None else smtp
+            with relays_for(prepared, relays) as relay:
                 return await run_send(
                     prepared, store, relay, due=due, retry_unknown=retry_unknown, limit=limit,
                     lease=lease, say=say, progress=progress, pool_from=pool_from,

@@ -221,7 +221,8 @@ class Claims:
                         "UPDATE recipient SET attempts = attempts + (CASE WHEN state = ? THEN 0"
                         " ELSE ? END), throttled = throttled + ?, first_tried_at ="
                         " COALESCE(first_tried_at, CASE WHEN ? THEN ? END), state = ?, code = ?,"
-                        " reply = ?, next_attempt_at = ?, updated_at = ?, run_id = ?"
+                        " reply = ?, next_attempt_at = ?, updated_at = ?, run_id = ?,"
+                        " relay = COALESCE(NULLIF(?, ''), relay)"
                         " WHERE campaign = ? AND key = ? AND run_id = ?",
                         (
                             State.SENDING,
@@ -235,6 +236,7 @@ class Claims:
                             retry_at,
                             now,
                             keep,
+                            result.relay,
                             campaign,
                             key,
                             run_id,
