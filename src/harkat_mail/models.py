@@ -400,9 +400,9 @@ class DeliveryResult:
     outcome: Outcome
     code: int | None
     reply: str
+    relay: str = ""  # the relay that gave the verdict (its label), for the send log
     tried: bool = False  # the try reached the relay: it counts as an attempt
     throttled: bool = False  # the relay answered by throttling (its own budget)
-    relay: str = ""  # the relay that gave the verdict (its label), for the send log
 
 
 @dataclass(frozen=True)
