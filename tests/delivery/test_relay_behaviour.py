@@ -199,7 +199,7 @@ def test_members_left_deferred_exit_1_and_the_rerun_says_when(project: Path, smt
     assert handler.rcpt_calls["helene.roy4@mail.example.ca"] == 2
     again = send(project, server.port)
     assert again.exit_code == 1, again.output
-    assert "nothing is due yet: 1 deferred, the next at" in again.output
+    assert "the send log still has 1 deferred (the next is due" in again.output
     assert handler.rcpt_calls["helene.roy4@mail.example.ca"] == 2
     row = _report(project)["helene.roy4@mail.example.ca"]
     assert row["state"] == "deferred" and row["attempts"] == 2

@@ -229,14 +229,6 @@ async def _deliver(
         todo = min(due, limit) if limit is not None else due
         if not todo:
             counts = await store.counts(campaign.name)
-            waiting = counts.get("deferred", 0)
-            next_at = await store.next_retry(campaign.name) if waiting else None
-            if waiting and next_at is not None:
-                click.echo(
-                    f"{campaign.name}: nothing is due yet: {waiting} deferred, the next at "
-                    f"{_when(next_at)}; run the same command again then"
-                )
-                sys.exit(1)
             held = sum(r.held for r in await store.runs(campaign.name))
             busy = f"; {held} are held by other runs sending now" if held else ""
             click.echo(

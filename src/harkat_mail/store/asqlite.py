@@ -92,9 +92,6 @@ class SqliteStore:
     async def counts(self, campaign: str) -> dict[str, int]:
         return await self._call(self.log.counts, campaign)
 
-    async def next_retry(self, campaign: str) -> float | None:
-        return await self._call(self.log.next_retry, campaign)
-
     async def skipped_reasons(self, campaign: str) -> dict[str, int]:
         return await self._call(self.log.skipped_reasons, campaign)
 

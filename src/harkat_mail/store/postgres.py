@@ -350,16 +350,6 @@ class PostgresStore(PgBounces):
         return {state: int(count) for state, count in rows}
 
     @_guarded
-    async def next_retry(self, campaign: str) -> float | None:
-        """When the earliest deferred row is due."""
-        row = await self._one(
-            "SELECT MIN(COALESCE(next_attempt_at, 0)) FROM recipient WHERE campaign = %s"
-            " AND state = 'deferred'",
-            (campaign,),
-        )
-        return None if row is None or row[0] is None else float(row[0])
-
-    @_guarded
     async def skipped_reasons(self, campaign: str) -> dict[str, int]:
         """Skipped rows per reason (reasons grouped by their first words)."""
         out: dict[str, int] = {}

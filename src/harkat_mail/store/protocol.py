@@ -152,10 +152,6 @@ class Store(Protocol):
 
     async def counts(self, campaign: str) -> dict[str, int]: ...
 
-    async def next_retry(self, campaign: str) -> float | None:
-        """When the earliest `deferred` row of the campaign is due (None: there is none)."""
-        ...
-
     async def skipped_reasons(self, campaign: str) -> dict[str, int]: ...
 
     async def last_errors(

@@ -247,16 +247,6 @@ class Claims:
         return refused
 
     @guarded
-    def next_retry(self, campaign: str) -> float | None:
-        """When the earliest deferred row is due."""
-        row = self.db.execute(
-            "SELECT MIN(COALESCE(next_attempt_at, 0)) FROM recipient WHERE campaign = ?"
-            " AND state = ?",
-            (campaign, State.DEFERRED),
-        ).fetchone()
-        return None if row is None or row[0] is None else float(row[0])
-
-    @guarded
     def take(self, relay: str, want: int, limits: Limits) -> Grant:
         """Take from the relay's shared budget (see ``budget.take``)."""
         with transaction(self.db):
