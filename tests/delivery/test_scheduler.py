@@ -179,8 +179,9 @@ def test_a_slow_reply_times_out_and_the_run_does_not_hang(smtp_server) -> None:
     assert out.final()["quick"] == (Outcome.SENT, 250)
 
 
-def test_throttling_slows_down_without_burning_attempts(smtp_server) -> None:
-    """Rate-limit replies lower the send rate, say so, and everyone is still delivered once."""
+def test_throttling_slows_down_on_its_own_budget(smtp_server) -> None:
+    """Rate-limit replies lower the send rate and say so; with retry.attempts 1 they use the
+    throttling budget instead, so everyone is still delivered once."""
     server, handler = smtp_server(throttle_first=4)
     names = [f"m{i}" for i in range(6)]
     out = _deliver(
