@@ -20,6 +20,7 @@ from ..models import (
     UnsubscribeConfig,
     send_log_kind,
 )
+from . import schedule
 from .headers import dns_name, https_url
 from .headers import list_id as check_list_id
 from .smtp import smtp_config
@@ -48,6 +49,8 @@ _TOP_KEYS = {
     "identification",
     "dkim",
     "lease",
+    "timezone",
+    "window",
 }
 
 
@@ -266,7 +269,12 @@ def load_campaign(path: str | Path) -> Campaign:
     segments = r.map(top.get("segments", {}), ("segments",), None)
     variables = r.map(top.get("vars", {}), ("vars",), None)
     purpose = _purpose(r, top)
-    reply_to = r.address(top["reply_to"], ("reply_to",)) if "reply_to" in top else None
+    # A string for every language, or a map per language (a language left out falls back).
+    reply_to: dict[str, str] = {}
+    if "reply_to" in top:
+        reply_to = r.per_language(top["reply_to"], ("reply_to",), "address")
+    if "*" in reply_to:
+        reply_to[default_language] = reply_to.pop("*")
     list_id = _list_id(r, top, name, senders[default_language])
     retry_spec = r.map(top.get("retry", {}), ("retry",), {"attempts", "delays"})
     delays = retry_spec.get("delays", list(RetryPolicy().delays))
@@ -307,4 +315,6 @@ def load_campaign(path: str | Path) -> Campaign:
         identification=_identification(r, top.get("identification"), purpose),
         dkim=_dkim(r, top.get("dkim")),
         lease=_lease(r, top.get("lease", 60)),
+        timezone=schedule.timezone(r, top.get("timezone")),
+        window=schedule.window(r, top.get("window")),
     )

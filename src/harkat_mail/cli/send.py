@@ -4,27 +4,36 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from datetime import datetime
 from pathlib import Path
 
 import click
 
 from .. import run
 from ..campaign import load_campaign, parse_smtp_url
+from ..errors import ConfigError
 from ..mail import secret_from_env, secret_is_set
 from ..models import RunSummary, SmtpConfig
 from ..reports import write_rejects
 from ..store import open_store
 from .app import REJECTS_HELP, SEND_LOG_HELP, clean_errors, confirm, main, say
-from .progress import reporter
+from .progress import reporter, waiting
 
 
 def _summary(summary: RunSummary) -> None:
     skipped = ", ".join(f"{n} {reason}" for reason, n in sorted(summary.skipped.items())) or "none"
     if summary.dry_run:
-        click.echo(
-            f"dry run: {summary.planned} messages rendered and checked, nothing sent; "
-            f"skipped: {skipped}"
-        )
+        if summary.left is not None:  # the send log has this campaign: what matters is what's left
+            click.echo(
+                f"dry run: {summary.left} left to send of {summary.planned} recipients (the send "
+                f"log records the others); every message rendered and checked, nothing sent; "
+                f"skipped: {skipped}"
+            )
+        else:
+            click.echo(
+                f"dry run: {summary.planned} messages rendered and checked, nothing sent; "
+                f"skipped: {skipped}"
+            )
         for warning in summary.warnings:
             click.echo(f"warning: {warning}")
         click.echo(f"previews: {summary.previews}")
@@ -75,7 +84,31 @@ def _summary(summary: RunSummary) -> None:
     "test_to",
     multiple=True,
     metavar="ADDR",
-    help="Send one [TEST] message per language to ADDR (repeatable); nothing is logged.",
+    help="Send one [TEST] message per language to ADDR (repeatable); nothing is logged, "
+    "its unsubscribe link unsubscribes nobody, and the capture relay files it in "
+    "<outbox>-tests/.",
+)
+@click.option(
+    "--as",
+    "as_member",
+    metavar="MEMBER",
+    help="With --test-to: show this member's data (member id, address or row number); "
+    "default: the first member of each language.",
+)
+@click.option(
+    "--preview-for",
+    "preview_for",
+    multiple=True,
+    metavar="ADDR",
+    help="With --dry-run: also preview this member's own message (address, member id or row; "
+    "repeatable).",
+)
+@click.option(
+    "--at",
+    "at",
+    metavar="TIME",
+    help='Wait until TIME, then send, e.g. --at "2026-12-01 07:00" (ISO 8601, seconds '
+    "optional, in the campaign's timezone:); Ctrl-C while waiting sends nothing.",
 )
 @clean_errors
 def send(
@@ -89,9 +122,14 @@ def send(
     send_log: str | None,
     retry_unknown: bool,
     test_to: tuple[str, ...],
+    as_member: str | None,
+    preview_for: tuple[str, ...],
+    at: str | None,
 ) -> None:
     """Send CAMPAIGN_FILE, or resume it: only recipients not yet sent get a message."""
     campaign = load_campaign(campaign_file)
+    _check_combinations(dry_run, test_to, as_member, preview_for, at)
+    when = run.parse_at(at, campaign, run.SystemClock().now()) if at else None
     smtp = parse_smtp_url(smtp_url) if smtp_url else campaign.smtp
     if not (dry_run or smtp.local):  # links must verify at the unsubscribe server
         secret_from_env(campaign.unsubscribe.secret_env, required=True)
@@ -106,21 +144,31 @@ def send(
     for warning in list(prepared.contacts.warnings):
         say(f"warning: {warning}")
     if dry_run:  # the dry-run summary lists the template warnings with the preview's
-        _summary(run.dry_run(prepared, say=say))
+        _summary(run.dry_run(prepared, say=say, preview_for=preview_for, send_log=send_log))
         return
     for warning in prepared.renderer.warnings:
         say(f"warning: {warning}")
     if test_to:
         count = len(test_to) * len(prepared.renderer.languages)
         confirm(f"Send {count} [TEST] messages of {campaign.name}", smtp, yes)
-        results = run.send_tests(prepared, test_to, smtp)
+        results = run.send_tests(prepared, test_to, smtp, as_member)
         sent = sum(r.outcome == "sent" for r in results)
         click.echo(f"{sent} of {len(results)} test messages accepted; the send log is unchanged")
+        if smtp.local:
+            click.echo(f"test messages are in {run.tests_outbox(campaign.outbox)}")
         for result in results:
             if result.outcome != "sent":
                 click.echo(f"  {result.key}: {result.outcome} {result.code or ''} {result.reply}")
         sys.exit(0 if sent == len(results) else 1)
-    summary = asyncio.run(_deliver(prepared, smtp, send_log, force, retry_unknown, limit, yes))
+    try:
+        summary = asyncio.run(
+            _deliver(prepared, smtp, send_log, force, retry_unknown, limit, yes, when)
+        )
+    except KeyboardInterrupt:
+        if not _waiting[0]:
+            raise
+        click.echo("interrupted while waiting for --at: nothing was sent")
+        sys.exit(130)
     if summary is None:
         return
     _summary(summary)
@@ -134,6 +182,25 @@ def send(
 
 
 
+_waiting = [False]  # True while waiting for --at: Ctrl-C then means nothing was sent
+
+
+def _check_combinations(
+    dry_run: bool,
+    test_to: tuple[str, ...],
+    as_member: str | None,
+    preview_for: tuple[str, ...],
+    at: str | None,
+) -> None:
+    """Options that belong to another mode are refused rather than ignored."""
+    if as_member and not test_to:
+        raise ConfigError("--as picks whose data a test message shows: add --test-to ADDR")
+    if preview_for and not dry_run:
+        raise ConfigError("--preview-for renders previews: add --dry-run")
+    if at and (dry_run or test_to):
+        raise ConfigError("--at schedules the real send; drop --dry-run and --test-to")
+
+
 async def _deliver(
     prepared: run.Prepared,
     smtp: SmtpConfig,
@@ -142,6 +209,7 @@ async def _deliver(
     retry_unknown: bool,
     limit: int | None,
     yes: bool,
+    when: datetime | None = None,
 ) -> RunSummary | None:
     """Plan, confirm and run this process's share of the campaign; None if nothing is due."""
     campaign = prepared.campaign
@@ -158,7 +226,15 @@ async def _deliver(
                 f"{counts.get('sent', 0)} delivered ({store.location}){busy}"
             )
             return None
-        confirm(f"Send {todo} messages of {campaign.name}", smtp, yes)
+        if when is not None:
+            until = f"{when:%Y-%m-%d %H:%M:%S} ({run.zone_label(campaign)})"
+            confirm(f"Send {todo} messages of {campaign.name} at {until}", smtp, yes)
+            _waiting[0] = True
+            with waiting(until) as tick:
+                await run.wait_until(when, run.SystemClock(), tick)
+            _waiting[0] = False
+        else:
+            confirm(f"Send {todo} messages of {campaign.name}", smtp, yes)
         say(f"sending up to {todo} messages of {campaign.name} through {smtp.describe()}")
         with run.relay_for(prepared, smtp) as relay, reporter(todo) as show:
             return await run.run_send(

@@ -28,6 +28,7 @@ from .liveness import HOST
 from .prepare import Prepared
 from .progress import Progress
 from .renderpool import Renderers
+from .schedule import Clock, SystemClock, windowed
 
 
 @dataclass
@@ -66,11 +67,13 @@ async def run_send(
     say: Callable[[str], None] = lambda _: None,
     progress: Callable[[Progress], None] = lambda _: None,
     pool_from: int | None = None,
+    clock: Clock | None = None,
 ) -> RunSummary:
     """Claim and deliver until nothing is due (or ``limit`` claimed); every verdict recorded.
 
     ``due`` is how many rows were due when the run started (for progress and for choosing
     render workers); ``relay`` is where to connect (the capture relay already started).
+    With a ``window:`` in the campaign, messages start only inside it (read on ``clock``).
     """
     campaign = prepared.campaign
     lease = campaign.lease if lease is None else lease
@@ -132,8 +135,11 @@ async def run_send(
                 limit, retry_unknown,
             )
             hooks = DeliveryHooks(on_sending, on_result, say, may_send)
+            budget = windowed(
+                budget_for(store, relay), campaign, clock or SystemClock(), stop, say
+            )
             stopped_because = await deliver(
-                relay, campaign.retry, source, hooks, stop, attempts, budget_for(store, relay)
+                relay, campaign.retry, source, hooks, stop, attempts, budget
             )
     except HarkatError as exc:  # a claim that failed or was refused
         fail(exc)
