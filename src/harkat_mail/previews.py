@@ -49,15 +49,23 @@ class Preview:
 
 
 class _Preheader(HTMLParser):
-    """The text of the first element whose class names it the preheader."""
+    """The text of the first element whose class names it the preheader, and the body's text."""
+
+    _HIDDEN = ("head", "style", "script", "title")
 
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
-        self.depth = 0
+        self.depth = 0  # inside the preheader element
+        self.hidden = 0  # inside an element whose text is never shown
         self.parts: list[str] = []
+        self.body: list[str] = []
         self.found = False
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in self._HIDDEN:
+            self.hidden += 1
+        if tag in ("p", "br", "div", "h1", "h2", "h3", "li", "td"):
+            self.body.append(" ")
         classes = (dict(attrs).get("class") or "").split()
         if self.depth:
             self.depth += 1
@@ -65,21 +73,25 @@ class _Preheader(HTMLParser):
             self.depth, self.found = 1, True
 
     def handle_endtag(self, tag: str) -> None:
+        if tag in self._HIDDEN and self.hidden:
+            self.hidden -= 1
         if self.depth:
             self.depth -= 1
 
     def handle_data(self, data: str) -> None:
         if self.depth:
             self.parts.append(data)
+        elif not self.hidden and sum(map(len, self.body)) < 4 * PREHEADER_CHARS:
+            self.body.append(data)
 
 
 def preheader(content: RenderedContent) -> str:
-    """The inbox's grey line: an explicit preheader, else the body's first text."""
+    """The inbox's grey line: an explicit preheader, else the first text of the body."""
     parser = _Preheader()
     parser.feed(content.html)
     text = " ".join("".join(parser.parts).split()) if parser.found else ""
     if not text:
-        text = " ".join(content.text.split())
+        text = " ".join("".join(parser.body).split())
     if len(text) > PREHEADER_CHARS:
         text = text[:PREHEADER_CHARS].rsplit(" ", 1)[0] + "…"
     return text
@@ -152,10 +164,10 @@ def _purpose_note(campaign: Campaign) -> str:
 
 def _left_note(left: int | None, total: int) -> str:
     if left is None:
-        return f"{total} recipients; nothing has been sent yet and nothing was sent now."
+        return "Nothing has been sent yet, and this dry run sent nothing."
     return (
-        f"<strong>{left} left to send</strong> of {total} recipients (the send log records "
-        f"the others); nothing was sent now."
+        f"<strong>{left} left to send</strong> of {total} (the send log records the others); "
+        "this dry run sent nothing."
     )
 
 
@@ -164,10 +176,9 @@ table{border-collapse:collapse}
 td,th{border:1px solid #ccc;padding:4px 8px;text-align:left;vertical-align:top}
 .frames{display:flex;gap:16px;align-items:flex-start;flex-wrap:wrap}
 iframe{border:1px solid #999;display:block}figure{margin:0}
-.inbox{border:1px solid #ccc;border-radius:6px;padding:8px 12px;max-width:680px;
-white-space:nowrap;overflow:hidden;text-overflow:ellipsis;background:#fafafa}
-.inbox .from{font-weight:bold;margin-right:1em}.inbox .subject{font-weight:bold}
-.inbox .preheader{color:#666}.inbox .preheader::before{content:" – "}
+.inbox{border:1px solid #ccc;border-radius:6px;padding:8px 12px;max-width:656px;background:#fafafa}
+.inbox span{display:block;white-space:nowrap;overflow:hidden;text-overflow:ellipsis}
+.inbox .from,.inbox .subject{font-weight:bold}.inbox .preheader{color:#666}
 .warnings li{color:#8a1c00}.warnings li.ok{color:#2f6f3e}
 pre{background:#f6f6f6;padding:1em;white-space:pre-wrap}"""
 
