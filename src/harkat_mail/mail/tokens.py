@@ -120,19 +120,20 @@ class Signer:
         token = token.strip()
         if len(token) > MAX_TOKEN:
             raise BadToken("malformed token")
+        test = False
         if "." in token:
             plain = self._open_v1(token)
         elif token.startswith(VERSION):
             plain = self._open_v2(token[len(VERSION) :])
         elif token.startswith(TEST_VERSION):
-            plain = self._open_v2(token[len(TEST_VERSION) :], _TEST_AD)
+            plain, test = self._open_v2(token[len(TEST_VERSION) :], _TEST_AD), True
         else:
             raise BadToken("malformed token")
         try:
             list_id, address, language = plain.decode("utf-8").split(_SEP)
         except (UnicodeDecodeError, ValueError):
             raise BadToken("malformed token") from None
-        return Subscription(list_id, address, language, token.startswith(TEST_VERSION))
+        return Subscription(list_id, address, language, test)
 
     def _open_v2(self, body: str, ad: list[bytes] = _V2_AD) -> bytes:
         data = _unb64(body)
