@@ -190,7 +190,8 @@ def test_ctrl_c_while_waiting_sends_nothing(project: Path, smtp_server) -> None:
         ('window: {days: mon-fri, hours: "20:00-07:00"}', "window.hours: cannot read '20:00-07:00'"),
         ("window: {hours: 7-20}", "e.g. hours: \"07:00-20:00\""),
         ("window: {}", "window: the map is empty"),
-        ("timezone: Mars/Olympus", "timezone: unknown time zone 'Mars/Olympus'"),
+        ("timezone: Mars/Olympus", "timezone: "),  # and the value, e.g. 'Mars/Olympus'
+        ("timezone: Europe/Pariss", "Europe/Pariss"),
     ],
 )
 def test_bad_windows_and_zones_are_named(project: Path, line: str, message: str) -> None:
@@ -199,6 +200,7 @@ def test_bad_windows_and_zones_are_named(project: Path, line: str, message: str)
     project.write_text(text + line + "\n", encoding="utf-8")
     result = CliRunner().invoke(main, ["validate", str(project)])
     assert result.exit_code == 2 and message in result.output and "sept2018.yaml:" in result.output
+    assert len(result.output.strip().splitlines()) == 1
 
 
 def test_window_days_lists_and_whole_days(project: Path) -> None:

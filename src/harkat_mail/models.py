@@ -191,7 +191,7 @@ class Campaign:
     identification: Identification | None = None
     dkim: DkimConfig | None = None
     lease: float = 60.0  # seconds a silent run keeps its claimed rows before others take over
-    timezone: str = ""  # IANA name (America/Toronto); "": the machine's zone
+    timezone: str = ""  # IANA name for the times reports show; "" = the machine's zone
     window: SendWindow | None = None  # when messages may start; a long run pauses outside it
 
     def sender_for(self, language: str) -> str:
