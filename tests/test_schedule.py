@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -212,3 +213,27 @@ def test_window_days_lists_and_whole_days(project: Path) -> None:
     assert window.contains(datetime(2026, 11, 27, 23, 59))  # a Friday
     assert not window.contains(datetime(2026, 11, 26, 23, 0))  # a Thursday
     assert not window.contains(datetime(2026, 11, 27, 17, 59))
+
+
+def test_ctrl_c_while_paused_outside_the_window_sends_nothing(project: Path, smtp_server) -> None:
+    """A run paused by its window stops on Ctrl-C: exit 130, nothing delivered, all resumable."""
+    tomorrow = (datetime.now(TORONTO) + timedelta(days=1)).strftime("%a").lower()
+    edit(project, '# window: {days: mon-fri, hours: "07:00-20:00"}', f"window: {{days: {tomorrow}}}")
+    server, handler = smtp_server()
+    command = [sys.executable, "-m", "harkat_mail", "send", str(project), "--smtp",
+               f"smtp://127.0.0.1:{server.port}", "--yes"]
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ)
+    )
+    assert process.stderr is not None
+    for line in process.stderr:
+        if line.startswith("outside the sending window"):
+            break
+    assert f"outside the sending window ({tomorrow}): pausing until " in line
+    process.send_signal(signal.SIGINT)
+    out, _ = process.communicate(timeout=60)
+    assert process.returncode == 130, out
+    assert handler.messages == []
+    status = CliRunner().invoke(main, ["status", str(project)])
+    assert re.search(r"^  pending +\d+$", status.output, re.M)
+    assert not re.search(r"^  (sent|sending|unknown) ", status.output, re.M)
