@@ -166,8 +166,9 @@ def _left_note(left: int | None, total: int) -> str:
     if left is None:
         return "Nothing has been sent yet, and this dry run sent nothing."
     return (
-        f"<strong>{left} left to send</strong> of {total} (the send log records the others); "
-        "this dry run sent nothing."
+        f"<strong>{left} left to send</strong> of {total}"
+        + (f" (the send log has a verdict for the other {total - left})" if left < total else "")
+        + "; this dry run sent nothing."
     )
 
 

@@ -24,10 +24,11 @@ def _summary(summary: RunSummary) -> None:
     skipped = ", ".join(f"{n} {reason}" for reason, n in sorted(summary.skipped.items())) or "none"
     if summary.dry_run:
         if summary.left is not None:  # the send log has this campaign: what matters is what's left
+            done = summary.planned - summary.left
+            others = f" (the send log has a verdict for the other {done})" if done else ""
             click.echo(
-                f"dry run: {summary.left} left to send of {summary.planned} recipients (the send "
-                f"log records the others); every message rendered and checked, nothing sent; "
-                f"skipped: {skipped}"
+                f"dry run: {summary.left} left to send of {summary.planned} recipients{others}; "
+                f"every message rendered and checked, nothing sent; skipped: {skipped}"
             )
         else:
             click.echo(
