@@ -15,7 +15,7 @@ from ..errors import ConfigError
 from ..mail import secret_from_env, secret_is_set
 from ..models import RunSummary, SmtpConfig
 from ..reports import write_rejects
-from ..store import open_store
+from ..store import Store, open_store
 from .app import REJECTS_HELP, SEND_LOG_HELP, clean_errors, confirm, main, say
 from .progress import reporter, waiting
 
@@ -202,6 +202,24 @@ def _check_combinations(
         raise ConfigError("--at schedules the real send; drop --dry-run and --test-to")
 
 
+async def _planned(
+    prepared: run.Prepared, store: Store, force: bool, retry_unknown: bool, limit: int | None
+) -> tuple[int, int]:
+    """Plan the campaign; (rows due, this run's share), having said so when nothing is due."""
+    campaign = prepared.campaign
+    due = await run.plan(prepared, store, force, retry_unknown)
+    todo = min(due, limit) if limit is not None else due
+    if not todo:
+        counts = await store.counts(campaign.name)
+        held = sum(r.held for r in await store.runs(campaign.name))
+        busy = f"; {held} are held by other runs sending now" if held else ""
+        click.echo(
+            f"{campaign.name}: nothing new to send; the send log already records "
+            f"{counts.get('sent', 0)} delivered ({store.location}){busy}"
+        )
+    return due, todo
+
+
 async def _deliver(
     prepared: run.Prepared,
     smtp: SmtpConfig,
@@ -212,29 +230,33 @@ async def _deliver(
     yes: bool,
     when: datetime | None = None,
 ) -> RunSummary | None:
-    """Plan, confirm and run this process's share of the campaign; None if nothing is due."""
+    """Plan, confirm and run this process's share of the campaign; None if nothing is due.
+
+    With ``when`` the send is confirmed first, then waited for with the send log closed (a
+    connection idle for hours may not survive), then planned afresh.
+    """
     campaign = prepared.campaign
-    store = await open_store(send_log or campaign.send_log)
-    try:
-        due = await run.plan(prepared, store, force, retry_unknown)
-        todo = min(due, limit) if limit is not None else due
+    location = send_log or campaign.send_log
+    if when is not None:
+        store = await open_store(location)
+        try:
+            _, todo = await _planned(prepared, store, force, retry_unknown, limit)
+        finally:
+            await store.close()
         if not todo:
-            counts = await store.counts(campaign.name)
-            held = sum(r.held for r in await store.runs(campaign.name))
-            busy = f"; {held} are held by other runs sending now" if held else ""
-            click.echo(
-                f"{campaign.name}: nothing new to send; the send log already records "
-                f"{counts.get('sent', 0)} delivered ({store.location}){busy}"
-            )
             return None
-        if when is not None:
-            until = f"{when:%Y-%m-%d %H:%M:%S} ({run.zone_label(campaign)})"
-            confirm(f"Send {todo} messages of {campaign.name} at {until}", smtp, yes)
-            _waiting[0] = True
-            with waiting(until) as tick:
-                await run.wait_until(when, run.SystemClock(), tick)
-            _waiting[0] = False
-        else:
+        until = f"{when:%Y-%m-%d %H:%M:%S} ({run.zone_label(campaign)})"
+        confirm(f"Send {todo} messages of {campaign.name} at {until}", smtp, yes)
+        _waiting[0] = True
+        with waiting(until) as tick:
+            await run.wait_until(when, run.SystemClock(), tick)
+        _waiting[0] = False
+    store = await open_store(location)
+    try:
+        due, todo = await _planned(prepared, store, force, retry_unknown, limit)
+        if not todo:
+            return None
+        if when is None:
             confirm(f"Send {todo} messages of {campaign.name}", smtp, yes)
         say(f"sending up to {todo} messages of {campaign.name} through {smtp.describe()}")
         with run.relay_for(prepared, smtp) as relay, reporter(todo) as show:
