@@ -17,7 +17,8 @@ from pathlib import Path
 from harkat_mail.campaign import load_campaign
 from harkat_mail.mail.message import build_message
 from harkat_mail.models import Contact, RenderedContent
-from harkat_mail.render.inline import html_to_text, premailer_inline
+from harkat_mail.render.inline import premailer_inline
+from harkat_mail.render.plaintext import html_to_text
 from harkat_mail.run import prepare
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -166,6 +166,47 @@ class SendWindow:
 
 
 @dataclass(frozen=True)
+class LetterConfig:
+    """A letter members send from their own address, offered as a prefilled ``mailto:`` link.
+
+    Rendered per member from ``folder/<language>.txt`` and ``subject`` (Jinja); a link longer
+    than ``max_chars`` is shortened at a paragraph and points at ``full_url`` for the rest.
+    """
+
+    to: str  # one bare address (a ``{{ var }}`` already resolved)
+    subject: Mapping[str, str]  # language (or "*") -> Jinja source
+    folder: Path  # <template folder>/<letter template>/, holding <language>.txt
+    cc: tuple[str, ...] = ()
+    full_url: Mapping[str, str] = field(default_factory=dict)  # language (or "*") -> https URL
+    max_chars: int = 2000  # the whole mailto: link, as mail clients and browsers accept it
+
+    def subject_for(self, language: str) -> str:
+        """The subject template for a language ("*" covers every language)."""
+        return self.subject.get(language) or self.subject["*"]
+
+    def full_url_for(self, language: str) -> str:
+        """Where the full text is published in a language; "" when nowhere."""
+        return self.full_url.get(language) or self.full_url.get("*", "")
+
+
+@dataclass(frozen=True)
+class RenderedLetter:
+    """One member's letter: what the link prefills, and the whole text when it was shortened."""
+
+    to: str
+    cc: tuple[str, ...]
+    subject: str
+    body: str  # as prefilled (sent with CRLF line breaks); shorter than ``full_body`` if cut
+    full_body: str
+    mailto: str  # the RFC 6068 link
+
+    @property
+    def shortened(self) -> bool:
+        """True when the link carries only part of the letter and a link to the rest."""
+        return self.body != self.full_body
+
+
+@dataclass(frozen=True)
 class Campaign:
     """A validated campaign: everything a run needs, paths already resolved."""
 
@@ -193,6 +234,7 @@ class Campaign:
     lease: float = 60.0  # seconds a silent run keeps its claimed rows before others take over
     timezone: str = ""  # IANA name for the times reports show; "" = the machine's zone
     window: SendWindow | None = None  # when messages may start; a long run pauses outside it
+    letter: LetterConfig | None = None  # the letter members can send (``letter_mailto``)
 
     def sender_for(self, language: str) -> str:
         """The From header for a language, falling back to the default language."""

@@ -18,7 +18,14 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 from .errors import ConfigError
-from .models import Campaign, Contact, ContactList, RenderedContent, reason_label
+from .models import (
+    Campaign,
+    Contact,
+    ContactList,
+    RenderedContent,
+    RenderedLetter,
+    reason_label,
+)
 
 PREHEADER_CHARS = 110  # about what a phone's inbox shows after the subject
 # Frames start this tall, then take their content's height once drawn (no script: no resize).
@@ -42,6 +49,7 @@ class Preview:
     count: int = 0
     name: str = ""  # file stem: the language for a variant, member-N for a chosen member
     chosen: bool = False  # rendered because --preview-for asked for this member
+    letter: RenderedLetter | None = None  # the letter this member's button opens
 
     @property
     def stem(self) -> str:
@@ -149,7 +157,28 @@ def _section(preview: Preview, campaign: Campaign) -> str:
 <details><summary>Headers</summary><table class="headers">{header_rows}</table></details>
 <div class="frames">{_frame(preview, "Desktop", 680)}{_frame(preview, "Phone", 375)}</div>
 <h3>Plain text</h3><pre>{e(preview.content.text)}</pre>
+{letter_block(preview.letter, preview.stem)}
 </section>"""
+
+
+def letter_block(letter: RenderedLetter | None, name: str) -> str:
+    """The letter a variant's ``letter_mailto`` button opens: addresses, subject, text, size."""
+    if letter is None:
+        return ""
+    e = html.escape
+    cc = f"<br><strong>Cc:</strong> {e(', '.join(letter.cc))}" if letter.cc else ""
+    shortened = (
+        f"<p>Longer than the link allows, so shortened at a paragraph; the full text "
+        f"(publish it at <code>letter.full_url</code>):</p><pre>{e(letter.full_body)}</pre>"
+        if letter.shortened
+        else ""
+    )
+    return f"""<div class="letter" id="letter-{e(name)}">
+<h3>Letter</h3>
+<p><strong>To:</strong> {e(letter.to)}{cc}<br><strong>Subject:</strong> {e(letter.subject)}<br>
+The link is {len(letter.mailto):,} characters. <a href="{e(letter.mailto)}">Open it</a></p>
+<pre>{e(letter.body)}</pre>
+{shortened}</div>"""
 
 
 def _purpose_note(campaign: Campaign) -> str:

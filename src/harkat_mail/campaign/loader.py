@@ -23,6 +23,7 @@ from ..models import (
 from . import schedule
 from .headers import dns_name, https_url
 from .headers import list_id as check_list_id
+from .letter import letter_config
 from .smtp import smtp_config
 from .yamldoc import LANG_RE, Doc, Reader, read_document
 
@@ -51,6 +52,7 @@ _TOP_KEYS = {
     "lease",
     "timezone",
     "window",
+    "letter",
 }
 
 
@@ -317,4 +319,5 @@ def load_campaign(path: str | Path) -> Campaign:
         lease=_lease(r, top.get("lease", 60)),
         timezone=schedule.timezone(r, top.get("timezone")),
         window=schedule.window(r, top.get("window")),
+        letter=letter_config(r, top.get("letter"), template, variables),
     )

@@ -19,9 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import html2text
 import jinja2
 import premailer
+
+from .plaintext import html_to_text
 
 # A Jinja construct: {{ ... }}, {% ... %} or {# ... #}, quotes honoured inside tags.
 JINJA_RE = re.compile(
@@ -34,7 +35,6 @@ _STRUCTURAL_RE = re.compile(r"^\{%-?\s*(extends|block|endblock|include)\b")
 _RAW_RE = re.compile(r"\{%-?\s*raw\s*-?%\}")
 _ATTR_BEFORE_RE = re.compile(r"([\w:-]+)\s*=\s*[\"'][^\"']*$")
 _TAG_NAME_RE = re.compile(r"<\s*(/?)\s*([A-Za-z][\w-]*)")
-_MD_NUMBER_ESCAPE = re.compile(r"^(\s*\d+)\\\.", re.M)  # html2text's "1\." -> "1."
 _RAW_TEXT = {"style", "title", "textarea", "script"}
 
 
@@ -80,6 +80,7 @@ def protect(source: str, *, comments: bool = True) -> Protected:
     out: list[str] = []
     tokens: dict[str, str] = {}
     comment_tokens: set[str] = set()
+    shared: dict[str, str] = {}
     in_tag = False
     in_comment = False
     quote = ""
@@ -124,7 +125,11 @@ def protect(source: str, *, comments: bool = True) -> Protected:
         scan(literal)
         out.append(literal)
         original = match.group(0)
-        token = f"zq{salt}x{index:05d}q"
+        # The same expression gets the same token, so the text part can see that a link's
+        # text is its address ({{ url }} -> {{ url }}) before anything is rendered.
+        token = shared.get(original) or f"zq{salt}x{index:05d}q"
+        if original.startswith("{{"):
+            shared[original] = token
         tokens[token] = original
         is_block = not original.startswith("{{")
         if in_comment:  # already inside an HTML comment, which inliners keep as it is
@@ -164,19 +169,6 @@ def premailer_inline(html: str) -> str:
             cssutils_logging_level=logging.CRITICAL,
         ).transform()
     )
-
-
-def html_to_text(html: str) -> str:
-    """Plain-text alternative: paragraphs kept, links as readable URLs, no images."""
-    converter = html2text.HTML2Text()
-    converter.body_width = 0
-    converter.ignore_images = True
-    converter.ignore_emphasis = True
-    converter.inline_links = True
-    converter.protect_links = False
-    converter.unicode_snob = True
-    text = _MD_NUMBER_ESCAPE.sub(r"\1.", str(converter.handle(html)))
-    return text.strip() + "\n"
 
 
 def inline_once(source: str, inline: Callable[[str], str] = premailer_inline) -> str:

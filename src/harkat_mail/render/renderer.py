@@ -3,27 +3,30 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import jinja2
 from jinja2 import meta
 from jinja2.sandbox import SandboxedEnvironment
 
 from ..errors import RenderError
-from ..models import Campaign, Contact, RenderedContent
+from ..models import Campaign, Contact, RenderedContent, RenderedLetter
+from .bilingual import TEXT_DIVIDER, combine_documents, notice_text
 from .inline import (
     JINJA_RE,
     Unsupported,
     flatten,
-    html_to_text,
     inline_verified,
     premailer_inline,
     text_once,
 )
+from .letters import LetterError, Letters
 from .links import Unsubscribe
+from .plaintext import html_to_text
+from .typography import french_html, french_text, typeset_source
 
 _VARIANT_RE = re.compile(r"^([a-z]{2})\.html$")
 # Computed names that every recipient has, whatever the list's columns.
@@ -40,6 +43,7 @@ COMPUTED = (
     "identification",
 )
 VERIFY_SAMPLE = 5
+_T = TypeVar("_T")
 
 
 def _environment(folder: Path, autoescape: bool) -> SandboxedEnvironment:
@@ -48,28 +52,6 @@ def _environment(folder: Path, autoescape: bool) -> SandboxedEnvironment:
         undefined=jinja2.StrictUndefined,
         autoescape=autoescape,
     )
-
-
-TEXT_DIVIDER = "* * *"
-_BODY_RE = re.compile(r"<body[^>]*>(.*)</body>", re.S | re.I)
-
-
-def combine_documents(documents: Sequence[str], languages: Sequence[str]) -> str:
-    """One HTML document: the first one whole, the others' bodies after a divider each."""
-    first = documents[0]
-    end = first.lower().rfind("</body>")
-    if end < 0:
-        raise Unsupported("the template has no <body> element")
-    extra = []
-    for document, language in zip(documents[1:], languages[1:], strict=True):
-        body = _BODY_RE.search(document)
-        if body is None:
-            raise Unsupported(f"the {language} template has no <body> element")
-        extra.append(
-            f'<hr class="language-divider" style="border:0;border-top:1px solid #ccc;'
-            f'margin:32px 0">\n<div lang="{language}">{body.group(1)}</div>\n'
-        )
-    return first[:end] + "".join(extra) + first[end:]
 
 
 @dataclass(frozen=True)
@@ -83,6 +65,9 @@ class Variant:
     inline_once: bool
     warnings: tuple[str, ...]
     fixed_subject: str = ""  # set when the subject has no template syntax
+    order: tuple[str, ...] = ()  # the languages of its sections, in order (combined: several)
+    typeset_html: bool = False  # French spaces set per message (the template could not be)
+    typeset_text: bool = False  # French spaces set per message in a .txt template's output
 
 
 class Renderer:
@@ -116,6 +101,10 @@ class Renderer:
             for lang in self.languages
         }
         self.combined = campaign.bilingual == "combined"
+        letter = campaign.letter
+        self.letters = Letters(letter, self.languages) if letter else None
+        self.offers_letter = self.letters is not None  # until prepare() reads the templates
+        self.notes: list[str] = []  # warnings about the whole campaign, not one variant
 
     def content_language(self, language: str) -> str:
         """The Content-Language of a variant: one code, or all of them when combined."""
@@ -148,7 +137,21 @@ class Renderer:
             unsubscribe_url=unsubscribe_url or self.unsubscribe.url(contact.key, language),
             identification=self.identification[language],
         )
+        if self.offers_letter:
+            ctx["letter_mailto"] = self._letter(ctx, contact, language).mailto
         return ctx
+
+    def _letter(self, ctx: Mapping[str, Any], contact: Contact, language: str) -> RenderedLetter:
+        assert self.letters is not None
+        letters = self.letters
+        return self._guard(contact, lambda: letters.render(ctx, language))
+
+    def letter_for(self, contact: Contact) -> RenderedLetter | None:
+        """The letter this member is offered (None without ``letter:``), for previews."""
+        if self.letters is None:
+            return None
+        ctx = self.context(contact)
+        return self._letter(ctx, contact, ctx["language"])
 
     def _compile(self, env: SandboxedEnvironment, source: str, label: str) -> jinja2.Template:
         try:
@@ -159,6 +162,7 @@ class Renderer:
     def _check_names(self, available: set[str]) -> None:
         """Every name a template reads must exist for every recipient: found before sending."""
         folder = self.campaign.template
+        used: set[str] = set()
         for path in sorted(folder.iterdir()):
             if path.suffix not in (".html", ".txt"):
                 continue
@@ -166,13 +170,13 @@ class Renderer:
                 ast = self.html_env.parse(path.read_text(encoding="utf-8"))
             except jinja2.TemplateSyntaxError as exc:
                 raise RenderError(f"{path}:{exc.lineno}: {exc.message}") from None
+            used |= meta.find_undeclared_variables(ast)
             missing = sorted(meta.find_undeclared_variables(ast) - available)
             if missing:
-                hint = (
-                    "declare identification: in the campaign"
-                    if missing[0] == "identification"
-                    else "not a list column, a var in the campaign, or a computed value"
-                )
+                hint = {
+                    "identification": "declare identification: in the campaign",
+                    "letter_mailto": "declare letter: in the campaign",
+                }.get(missing[0], "not a list column, a var in the campaign, or a computed value")
                 raise RenderError(f"{path}: undefined variable {missing[0]!r} ({hint})")
         for language, subject in self.campaign.subject.items():
             try:
@@ -184,6 +188,14 @@ class Renderer:
                 raise RenderError(
                     f"{self.campaign.source}: subject.{language}: undefined variable {missing[0]!r}"
                 )
+        if self.letters is not None:
+            self.notes.extend(self.letters.check_names(available - {"letter_mailto"}))
+            self.offers_letter = "letter_mailto" in used
+            if not self.offers_letter:
+                self.notes.append(
+                    "letter: is defined, but no template links to it: add "
+                    '<a href="{{ letter_mailto }}">...</a> where members should find it'
+                )
 
     def prepare(self, contacts: Sequence[Contact]) -> None:
         """Compile every variant and prove inline-once equals inline-per-recipient on a sample."""
@@ -194,6 +206,8 @@ class Renderer:
         computed = set(COMPUTED)
         if self.campaign.identification is None:  # a template reading it is told to declare it
             computed.discard("identification")
+        if self.letters is not None:
+            computed.add("letter_mailto")
         self._check_names((columns or set()) | set(self.campaign.vars) | computed)
         by_language: dict[str, list[Contact]] = {}
         for contact in contacts:
@@ -230,7 +244,7 @@ class Renderer:
                 joined = f"\n\n{TEXT_DIVIDER}\n\n".join(
                     f'{{% include "{lang}.txt" %}}' for lang in order
                 )
-                text = self.text_env.from_string(joined)
+                text = self.text_env.from_string(f"{notice_text(order)}\n\n{joined}")
             subject = " / ".join(self.campaign.subject_for(lang) for lang in order)
             return f"{'+'.join(order)} (combined)", flat, reference, text, subject
         except jinja2.TemplateSyntaxError as exc:
@@ -243,6 +257,17 @@ class Renderer:
         subject = self._compile(self.text_env, subject_source, f"{self.campaign.source}: subject")
         sample = spread(contacts, VERIFY_SAMPLE)
         warnings: list[str] = []
+        order = (language, *(lang for lang in self.languages if lang != language))
+        order = order if self.combined else (language,)
+        french = "fr" in order
+        from_txt = text_template is not None  # a .txt template, not derived from the HTML
+        typeset_html = french and flat is None
+        if french and flat is not None:  # once per variant, not per message
+            try:
+                flat = typeset_source(flat, language)
+                reference = self._compile(self.html_env, flat, name)
+            except Unsupported:
+                typeset_html = True
         html_template: jinja2.Template = reference
         once = False
         try:
@@ -265,7 +290,16 @@ class Renderer:
                 warnings.append(f"{name}: plain text derived per recipient (slower): {why}")
         fixed = "" if JINJA_RE.search(subject_source) else " ".join(subject_source.split())
         variant = Variant(
-            language, subject, html_template, text_template, once, tuple(warnings), fixed
+            language,
+            subject,
+            html_template,
+            text_template,
+            once,
+            tuple(warnings),
+            fixed,
+            order,
+            typeset_html,
+            french and from_txt,
         )
         for contact in sample:  # render errors surface here, before anything is sent
             self._render_with(variant, contact)
@@ -282,8 +316,14 @@ class Renderer:
         return True
 
     def _run(self, template: jinja2.Template, ctx: Mapping[str, Any], contact: Contact) -> str:
+        return self._guard(contact, lambda: template.render(ctx))
+
+    def _guard(self, contact: Contact, render: Callable[[], _T]) -> _T:
+        """Run template code; any failure is one error naming the member's row."""
         try:
-            return template.render(ctx)
+            return render()
+        except LetterError as exc:
+            raise RenderError(f"{contact.source} row {contact.row}: {exc}") from None
         except jinja2.UndefinedError as exc:
             raise RenderError(f"{contact.source} row {contact.row}: {exc.message}") from None
         except jinja2.TemplateError as exc:
@@ -303,7 +343,11 @@ class Renderer:
         html = self._run(variant.html, ctx, contact)
         if not variant.inline_once:
             html = premailer_inline(html)
+        if variant.typeset_html:
+            html = french_html(html, variant.language)
         text = self._run(variant.text, ctx, contact) if variant.text else html_to_text(html)
+        if variant.typeset_text:  # no-break spaces in French text (typography.py)
+            text = french_text(text, variant.order, TEXT_DIVIDER)
         subject = variant.fixed_subject or " ".join(
             self._run(variant.subject, ctx, contact).split()
         )
@@ -320,8 +364,8 @@ class Renderer:
 
     @property
     def warnings(self) -> list[str]:
-        """Every variant's preparation warnings."""
-        return [w for v in self.variants.values() for w in v.warnings]
+        """Every variant's preparation warnings, then the campaign's."""
+        return [w for v in self.variants.values() for w in v.warnings] + self.notes
 
 
 def spread(items: Sequence[Contact], count: int) -> list[Contact]:

@@ -86,6 +86,7 @@ def dry_run(
                 content,
                 message.data,
                 list(variant.warnings),
+                letter=prepared.renderer.letter_for(contact),
             )
         preview.count += 1
         # Links and images vary little between recipients: check a few; size, every one.
@@ -102,6 +103,7 @@ def dry_run(
             Preview(
                 language, campaign.contacts.segment_name, contact, content, message.data,
                 check_html(content.html), 1, f"member-{number}", chosen=True,
+                letter=prepared.renderer.letter_for(contact),
             )
         )
     left = left_to_send(prepared, send_log, say)
@@ -118,6 +120,9 @@ def dry_run(
         already_done=0,
         seconds=time.perf_counter() - started,
         previews=index,
-        warnings=tuple(w for p in previews.values() for w in p.warnings),
+        warnings=(
+            *(w for p in previews.values() for w in p.warnings),
+            *prepared.renderer.notes,
+        ),
         left=left,
     )
