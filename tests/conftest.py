@@ -227,7 +227,7 @@ import os  # noqa: E402
 
 from . import pgserver  # noqa: E402
 
-PG_FIXTURES = {"pg_cluster", "pg_server", "postgres_url", "postgres_db"}
+PG_FIXTURES = {"pg_cluster", "pg_server", "postgres_url", "postgres_db", "dovecot"}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -276,3 +276,23 @@ def postgres_db(pg_server: pgserver.PgServer) -> Iterator[str]:
     yield pg_server.url(name)
     pg_server.start()  # the test may have stopped the server
     pg_server.drop_database(name)
+
+
+# -- Dovecot: a throwaway IMAP server per test (tests/dovecotserver.py) -----------------------
+
+from . import dovecotserver  # noqa: E402
+
+
+@pytest.fixture
+def dovecot(monkeypatch: pytest.MonkeyPatch) -> Iterator[dovecotserver.DovecotServer]:
+    """A Dovecot IMAP server on loopback ports with one user; its password in
+    HARKAT_TEST_IMAP_PASSWORD. Skips without Dovecot, fails instead under CI=true."""
+    reason = dovecotserver.missing_reason()
+    if reason is not None:
+        if os.environ.get("CI", "").lower() not in ("", "0", "false", "no"):
+            pytest.fail(f"under CI, {reason}", pytrace=False)
+        pytest.skip(reason)
+    server = dovecotserver.DovecotServer().start()
+    monkeypatch.setenv("HARKAT_TEST_IMAP_PASSWORD", dovecotserver.PASSWORD)
+    yield server
+    server.close()

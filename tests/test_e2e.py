@@ -269,14 +269,15 @@ def test_test_to_reaches_the_local_relay(project: Path) -> None:
 
 def test_status_shows_last_errors_and_report_is_formula_safe(project: Path, smtp_server) -> None:
     """status lists the latest errors; the CSV report neutralises cells a spreadsheet would run."""
-    server, _ = smtp_server(nadia=("rcpt", "550 =HYPERLINK(no such user)"))
+    # A refusal that does not say the address is dead stays `failed` (a hard one is `bounced`).
+    server, _ = smtp_server(nadia=("rcpt", "550 =HYPERLINK(requested action not taken)"))
     _run("send", str(project), "--smtp", f"smtp://127.0.0.1:{server.port}", "--yes")
     code, status = _run("status", str(project))
     assert "last errors:" in status and "failed 550" in status
     code, report = _run("report", str(project), "--format", "csv")
     rows = list(csv.DictReader(report.splitlines()))
     failed = [r for r in rows if r["state"] == "failed"]
-    assert failed and all(r["reply"] == "'=HYPERLINK(no such user)" for r in failed)
+    assert failed and all(r["reply"] == "'=HYPERLINK(requested action not taken)" for r in failed)
     assert {
         "email",
         "member_id",

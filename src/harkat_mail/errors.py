@@ -27,9 +27,18 @@ class DeliveryError(HarkatError):
     exit_code = 1
 
 
+class RelayUnavailable(DeliveryError):
+    """The relay is unreachable or refuses us (connection, TLS, authentication); nothing burned."""
+
+    exit_code = 3
+
+
+class BounceSourceError(HarkatError):
+    """A bounce mailbox or message file cannot be found or read."""
+
+
 class SendLogError(HarkatError):
     """The send log cannot be opened, or refuses a resume whose inputs changed."""
-
 
 
 class ClaimLost(SendLogError):

@@ -62,6 +62,8 @@ class State(enum.StrEnum):
     FAILED = "failed"
     UNKNOWN = "unknown"
     SKIPPED = "skipped"
+    BOUNCED = "bounced"  # after `sent`: a bounce came back (its class, status, diagnostic kept)
+    COMPLAINED = "complained"  # after `sent`: the member reported the message as spam
 
 
 @dataclass(frozen=True)
@@ -80,6 +82,12 @@ class SmtpConfig:
     per_day: int | None = None
     timeout: float = 30.0
     ca_file: Path | None = None  # extra trust anchors; certificates are always verified
+    weight: float = 1.0  # in a pool of relays: this relay's share of the messages
+
+    @property
+    def label(self) -> str:
+        """How the send log names this relay: ``host:port`` (``local`` for the capture relay)."""
+        return "local" if self.local else f"{self.host}:{self.port}"
 
     def describe(self) -> str:
         """A human label for prompts and summaries; never includes a password."""
@@ -166,6 +174,21 @@ class SendWindow:
 
 
 @dataclass(frozen=True)
+class BounceConfig:
+    """Where bounces go and how they are read back (``bounces:`` in the YAML)."""
+
+    address: str  # the envelope sender: bounces@domain, or its VERP form
+    verp: bool = False  # bounces+TOKEN@domain: each bounce names its campaign and member
+    mailbox: str = ""  # a Maildir, mbox, .eml folder, or imaps:// / imap:// URL
+    processed: str = "harkat-processed"  # the folder processed messages are moved to
+    password_env: str | None = None  # IMAP password, only ever from the environment
+    ca_file: Path | None = None  # extra trust anchors for IMAP; certificates always verified
+    soft_threshold: int = 3  # soft-bounce score (days with a soft bounce) that suppresses
+    block_alert: float = 10.0  # blocks in one campaign that raise the alarm (count, or %)
+    block_alert_percent: bool = False  # block_alert is a percentage of the messages sent
+
+
+@dataclass(frozen=True)
 class LetterConfig:
     """A letter members send from their own address, offered as a prefilled ``mailto:`` link.
 
@@ -234,7 +257,14 @@ class Campaign:
     lease: float = 60.0  # seconds a silent run keeps its claimed rows before others take over
     timezone: str = ""  # IANA name for the times reports show; "" = the machine's zone
     window: SendWindow | None = None  # when messages may start; a long run pauses outside it
+    bounces: BounceConfig | None = None  # envelope sender and bounce mailbox; None: From
     letter: LetterConfig | None = None  # the letter members can send (``letter_mailto``)
+    relays: tuple[SmtpConfig, ...] = ()  # a pool (``smtp:`` as a list); ``smtp`` is its first
+
+    @property
+    def pool(self) -> tuple[SmtpConfig, ...]:
+        """Every relay to deliver through: the pool, or the one ``smtp`` relay."""
+        return self.relays or (self.smtp,)
 
     def sender_for(self, language: str) -> str:
         """The From header for a language, falling back to the default language."""
@@ -365,6 +395,7 @@ class DeliveryResult:
     outcome: Outcome
     code: int | None
     reply: str
+    relay: str = ""  # the relay that gave the verdict (its label), for the send log
 
 
 @dataclass(frozen=True)

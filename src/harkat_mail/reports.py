@@ -16,8 +16,14 @@ STATE_ORDER = [s.value for s in State]
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
-def status_lines(campaign: str, counts: Mapping[str, int], skipped: Mapping[str, int]) -> list[str]:
-    """A small table: one line per state with its count, skipped broken down by reason."""
+def status_lines(
+    campaign: str,
+    counts: Mapping[str, int],
+    skipped: Mapping[str, int],
+    bounces: Mapping[str, int] | None = None,
+) -> list[str]:
+    """A small table: one line per state with its count, skipped broken down by reason and
+    bounced by class (``bounces``: class -> rows, complaints included)."""
     lines = [f"campaign {campaign}"]
     total = sum(counts.values())
     for state in STATE_ORDER:
@@ -25,6 +31,12 @@ def status_lines(campaign: str, counts: Mapping[str, int], skipped: Mapping[str,
             lines.append(f"  {state:<9} {counts[state]:>7}")
             if state == State.SKIPPED:
                 lines.extend(f"    {reason:<20} {n:>5}" for reason, n in sorted(skipped.items()))
+            if state == State.BOUNCED:
+                lines.extend(
+                    f"    {kind:<20} {(bounces or {}).get(kind, 0):>5}"
+                    for kind in ("hard", "soft", "block")
+                    if (bounces or {}).get(kind)
+                )
     lines.append(f"  {'total':<9} {total:>7}")
     return lines
 

@@ -42,7 +42,9 @@ def test_a_new_token_shows_neither_the_address_nor_the_list(
     """A new token is '2' + unpadded base64url, with no address or list id, plain or base64."""
     token = SIGNER.token(list_id, address, language)
     assert re.fullmatch(r"2[A-Za-z0-9_-]+", token)
-    for secret in (address, list_id, address.split("@")[0], address.split("@")[1]):
+    pieces = (address, list_id, address.split("@")[0], address.split("@")[1])
+    # Pieces under 6 characters can turn up in 40+ random characters by chance alone.
+    for secret in (piece for piece in pieces if len(piece) >= 6):
         assert secret.lower() not in token.lower()
         assert not any(form in token for form in base64_forms(secret))
     # The check would catch a leak: the previous format spells the address in base64.

@@ -15,7 +15,7 @@ T = TypeVar("T")
 SQLITE_COLUMNS = [
     "campaign", "key", "email", "member_id", "language", "source", "row", "state", "reason",
     "attempts", "code", "reply", "message_id", "consent", "next_attempt_at", "created_at",
-    "updated_at",
+    "updated_at", "relay", "bounce_class", "bounce_status", "bounce_diagnostic",
 ]  # fmt: skip
 
 

@@ -18,6 +18,7 @@ from harkat_mail.errors import ClaimLost, SendLogError
 from harkat_mail.models import DeliveryResult, Outcome, Rejected
 from harkat_mail.store.postgres import PostgresStore
 from harkat_mail.store.protocol import Claim, Limits, RunInfo
+from harkat_mail.store.schema import SCHEMA_VERSION
 
 from .pghelpers import SQLITE_COLUMNS, contacts, planned, planned_and_closed, query, run, sent
 
@@ -333,7 +334,7 @@ def test_concurrent_first_opens_migrate_once(postgres_db: str) -> None:
             await store.close()
 
     run(go())
-    assert query(postgres_db, "SELECT version FROM schema_version") == [(3,)]
+    assert query(postgres_db, "SELECT version FROM schema_version") == [(SCHEMA_VERSION,)]
 
 
 def test_expire_and_skip_suppressed(postgres_db: str) -> None:

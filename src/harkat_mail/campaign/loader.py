@@ -21,10 +21,11 @@ from ..models import (
     send_log_kind,
 )
 from . import schedule
+from .bounces import bounce_config
 from .headers import dns_name, https_url
 from .headers import list_id as check_list_id
 from .letter import letter_config
-from .smtp import smtp_config
+from .smtp import smtp_relays
 from .yamldoc import LANG_RE, Doc, Reader, read_document
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -52,6 +53,7 @@ _TOP_KEYS = {
     "lease",
     "timezone",
     "window",
+    "bounces",
     "letter",
 }
 
@@ -288,6 +290,7 @@ def load_campaign(path: str | Path) -> Campaign:
     )
     bilingual = r.choice(top.get("bilingual", "separate"), ("bilingual",), _BILINGUAL)
     base = source.parent
+    relays = smtp_relays(r, top.get("smtp"))
     return Campaign(
         source=source.resolve(),
         name=name,
@@ -299,7 +302,7 @@ def load_campaign(path: str | Path) -> Campaign:
         language_column=r.text(language.get("column", "language"), ("language", "column")),
         default_language=default_language,
         vars=variables,
-        smtp=smtp_config(r, top.get("smtp")),
+        smtp=relays[0],
         send_log=_send_log(r, top["send_log"])
         if "send_log" in top
         else (base / f"{name}.sendlog.sqlite").resolve(),
@@ -319,5 +322,7 @@ def load_campaign(path: str | Path) -> Campaign:
         lease=_lease(r, top.get("lease", 60)),
         timezone=schedule.timezone(r, top.get("timezone")),
         window=schedule.window(r, top.get("window")),
+        bounces=bounce_config(r, top.get("bounces")),
         letter=letter_config(r, top.get("letter"), template, variables),
+        relays=relays if len(relays) > 1 or isinstance(top.get("smtp"), list) else (),
     )

@@ -23,35 +23,58 @@ _SMTP_KEYS = {
 }
 
 
+def smtp_relays(r: Reader, value: object) -> tuple[SmtpConfig, ...]:
+    """The ``smtp:`` value as a pool: one relay, or each relay of a list (``weight`` each)."""
+    if not isinstance(value, list):
+        return (smtp_config(r, value),)
+    if not value:
+        raise r.doc.error(("smtp",), "the list of relays is empty")
+    relays = tuple(_relay(r, item, ("smtp", str(i)), pool=True) for i, item in enumerate(value))
+    seen: set[str] = set()
+    for i, relay in enumerate(relays):
+        if relay.label in seen:
+            raise r.doc.error(("smtp", str(i), "host"), f"{relay.label} is in the list twice")
+        seen.add(relay.label)
+    return relays
+
+
 def smtp_config(r: Reader, value: object) -> SmtpConfig:
     """The ``smtp:`` value: ``local`` (the capture relay) or a map of relay settings."""
     if value is None or value == "local":
         return SmtpConfig(local=True)
-    spec = r.map(value, ("smtp",), _SMTP_KEYS)
+    return _relay(r, value, ("smtp",), pool=False)
+
+
+def _relay(r: Reader, value: object, at: tuple[str, ...], pool: bool) -> SmtpConfig:
+    """One relay's map; in a pool each needs a host (no ``local``) and may carry ``weight``."""
+    if pool and value == "local":
+        raise r.doc.error(at, "a pool of relays cannot include the local capture relay")
+    spec = r.map(value, at, _SMTP_KEYS | {"weight"} if pool else _SMTP_KEYS)
     if "host" not in spec:
-        raise r.doc.error(("smtp",), "missing key 'host' (or write smtp: local)")
-    tls = r.choice(spec.get("tls", "starttls"), ("smtp", "tls"), ("starttls", "tls", "none"))
+        raise r.doc.error(at, "missing key 'host'" + ("" if pool else " (or write smtp: local)"))
+    tls = r.choice(spec.get("tls", "starttls"), (*at, "tls"), ("starttls", "tls", "none"))
     default_port = {"starttls": 587, "tls": 465, "none": 25}[tls]
     password_env = spec.get("password_env")
     if "password" in spec:
-        raise r.doc.error(("smtp", "password"), "never write a password here; use password_env")
+        raise r.doc.error((*at, "password"), "never write a password here; use password_env")
     return SmtpConfig(
         local=False,
-        host=r.text(spec["host"], ("smtp", "host")),
-        port=r.integer(spec.get("port", default_port), ("smtp", "port"), 1, 65535),
+        host=r.text(spec["host"], (*at, "host")),
+        port=r.integer(spec.get("port", default_port), (*at, "port"), 1, 65535),
         tls="tls" if tls == "tls" else "none" if tls == "none" else "starttls",
-        username=r.text(spec["username"], ("smtp", "username")) if "username" in spec else None,
-        password_env=r.text(password_env, ("smtp", "password_env")) if password_env else None,
-        connections=r.integer(spec.get("connections", 4), ("smtp", "connections"), 1, 100),
-        rate=r.number(spec["rate"], ("smtp", "rate")) if "rate" in spec else None,
-        per_hour=r.integer(spec["per_hour"], ("smtp", "per_hour"), 1, 10**7)
+        username=r.text(spec["username"], (*at, "username")) if "username" in spec else None,
+        password_env=r.text(password_env, (*at, "password_env")) if password_env else None,
+        connections=r.integer(spec.get("connections", 4), (*at, "connections"), 1, 100),
+        rate=r.number(spec["rate"], (*at, "rate")) if "rate" in spec else None,
+        per_hour=r.integer(spec["per_hour"], (*at, "per_hour"), 1, 10**7)
         if "per_hour" in spec
         else None,
-        per_day=r.integer(spec["per_day"], ("smtp", "per_day"), 1, 10**8)
+        per_day=r.integer(spec["per_day"], (*at, "per_day"), 1, 10**8)
         if "per_day" in spec
         else None,
-        ca_file=r.path(spec["ca_file"], ("smtp", "ca_file")) if "ca_file" in spec else None,
-        timeout=r.number(spec.get("timeout", 30), ("smtp", "timeout")),
+        ca_file=r.path(spec["ca_file"], (*at, "ca_file")) if "ca_file" in spec else None,
+        timeout=r.number(spec.get("timeout", 30), (*at, "timeout")),
+        weight=r.number(spec.get("weight", 1), (*at, "weight")),
     )
 
 

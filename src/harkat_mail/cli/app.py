@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import wraps
 from typing import Any, TypeVar
 
@@ -47,11 +47,19 @@ def main() -> None:
     """Mail-merge for union communications: campaign YAML in, delivered and logged mail out."""
 
 
-def confirm(what: str, smtp: SmtpConfig, yes: bool) -> None:
+def describe(relays: Sequence[SmtpConfig]) -> str:
+    """One relay as it describes itself; a pool as its relays with their weights."""
+    if len(relays) == 1:
+        return relays[0].describe()
+    return "a pool of " + ", ".join(f"{r.describe()} weight {r.weight:g}" for r in relays)
+
+
+def confirm(what: str, smtp: SmtpConfig | Sequence[SmtpConfig], yes: bool) -> None:
     """Ask before anything goes to a real relay; refuse without a terminal unless --yes."""
-    if smtp.local or yes:
+    relays = (smtp,) if isinstance(smtp, SmtpConfig) else tuple(smtp)
+    if all(r.local for r in relays) or yes:
         return
-    prompt = f"{what} through {smtp.describe()}?"
+    prompt = f"{what} through {describe(relays)}?"
     if not sys.stdin.isatty():
         raise ConfigError(f"{prompt} Refusing without a terminal; add --yes to confirm")
     if not click.confirm(prompt, default=False):

@@ -12,9 +12,10 @@ import click
 
 from .. import run
 from ..campaign import load_campaign
-from ..errors import SendLogError
+from ..delivery import probe
+from ..errors import RelayUnavailable, SendLogError
 from ..lists import load_contacts
-from ..models import ListConfig, reason_label
+from ..models import ListConfig, SmtpConfig, reason_label
 from ..reports import export, status_lines, write_file, write_rejects
 from ..store import RunRow, open_store
 from .app import REJECTS_HELP, SEND_LOG_HELP, clean_errors, main
@@ -23,10 +24,21 @@ from .app import REJECTS_HELP, SEND_LOG_HELP, clean_errors, main
 @main.command()
 @click.argument("campaign_file", type=click.Path(path_type=Path))
 @click.option("--rejects", type=click.Path(path_type=Path), help=REJECTS_HELP)
+@click.option(
+    "--check-relay",
+    is_flag=True,
+    help="Also open one session with each relay (EHLO, STARTTLS, AUTH, QUIT) and show what it "
+    "offers; exit 3 if one cannot be used.",
+)
 @clean_errors
-def validate(campaign_file: Path, rejects: Path | None) -> None:
-    """Check the YAML, the list and the templates; print counts; send nothing."""
+def validate(campaign_file: Path, rejects: Path | None, check_relay: bool) -> None:
+    """Check the YAML, the list and the templates; print counts; send nothing.
+
+    Example: harkat-mail validate campaigns/sept2018.yaml --check-relay
+    """
     campaign = load_campaign(campaign_file)
+    if check_relay:  # before the list: a relay problem is worth knowing even if the list has one
+        _check_relays(campaign.pool)
     prepared = run.prepare(campaign)
     contacts = prepared.contacts
     if rejects is not None:
@@ -47,6 +59,24 @@ def validate(campaign_file: Path, rejects: Path | None) -> None:
         click.echo(f"warning: {warning}")
 
 
+def _check_relays(relays: tuple[SmtpConfig, ...]) -> None:
+    """One session with each relay and what it offers; exit 3 naming those that failed."""
+    failed: list[str] = []
+    for relay in relays:
+        if relay.local:
+            click.echo("relay: the embedded capture relay (started by send; nothing to check)")
+            continue
+        try:
+            offer = asyncio.run(probe(relay))
+        except RelayUnavailable as exc:
+            failed.append(str(exc))
+            continue
+        for line in offer.lines():
+            click.echo(line)
+    if failed:
+        raise RelayUnavailable("; ".join(failed))
+
+
 @main.command()
 @click.argument("campaign_file", type=click.Path(path_type=Path))
 @click.option("--send-log", "send_log", metavar="PATH|URL", help=SEND_LOG_HELP)
@@ -55,7 +85,9 @@ def status(campaign_file: Path, send_log: str | None) -> None:
     """Print recipients per send-log state, the runs sending now, and the latest errors."""
     campaign = load_campaign(campaign_file)
 
-    async def read() -> tuple[dict[str, int], dict[str, int], list[Any], list[RunRow]]:
+    async def read() -> tuple[
+        dict[str, int], dict[str, int], list[Any], list[RunRow], dict[str, int]
+    ]:
         store = await open_store(send_log or campaign.send_log, read_only=True)
         try:
             return (
@@ -63,17 +95,18 @@ def status(campaign_file: Path, send_log: str | None) -> None:
                 await store.skipped_reasons(campaign.name),
                 await store.last_errors(campaign.name),
                 await store.runs(campaign.name),
+                await store.bounce_counts(campaign.name),
             )
         finally:
             await store.close()
 
-    counts, skipped, errors, runs = asyncio.run(read())  # no log yet: exit 2, create none
+    counts, skipped, errors, runs, bounced = asyncio.run(read())  # no log yet: exit 2, create none
     if not counts:  # a shared store that never saw this campaign
         raise SendLogError(
             f"{send_log or campaign.send_log}: no send log for {campaign.name}: nothing has been "
             "sent for this campaign yet"
         )
-    click.echo("\n".join(status_lines(campaign.name, counts, skipped)))
+    click.echo("\n".join(status_lines(campaign.name, counts, skipped, bounced)))
     if runs:
         click.echo("runs:")
         now = time.time()
@@ -107,7 +140,8 @@ def status(campaign_file: Path, send_log: str | None) -> None:
 @click.option("--send-log", "send_log", metavar="PATH|URL", help=SEND_LOG_HELP)
 @clean_errors
 def report(campaign_file: Path, fmt: str, output: Path | None, send_log: str | None) -> None:
-    """One row per recipient: address, state, attempts, last reply, Message-ID, times."""
+    """One row per recipient: address, state, attempts, last reply, Message-ID, times, and
+    the class, status and diagnostic of a bounce or complaint."""
     campaign = load_campaign(campaign_file)
 
     async def read() -> list[dict[str, Any]]:

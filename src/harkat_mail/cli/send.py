@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import sys
+import time
 from datetime import datetime
 from pathlib import Path
 
@@ -16,7 +18,7 @@ from ..mail import secret_from_env, secret_is_set
 from ..models import RunSummary, SmtpConfig
 from ..reports import write_rejects
 from ..store import Store, open_store
-from .app import REJECTS_HELP, SEND_LOG_HELP, clean_errors, confirm, main, say
+from .app import REJECTS_HELP, SEND_LOG_HELP, clean_errors, confirm, describe, main, say
 from .progress import reporter, waiting
 
 
@@ -81,6 +83,21 @@ def _summary(summary: RunSummary) -> None:
     help="Also resend recipients whose delivery is unknown (a copy may already have arrived).",
 )
 @click.option(
+    "--retry-failed",
+    is_flag=True,
+    help="Also resend recipients whose delivery failed (a 5xx, or retries used up), with "
+    "fresh attempts and the same Message-ID.",
+)
+@click.option(
+    "--retry-code",
+    "retry_codes",
+    multiple=True,
+    metavar="CODE",
+    callback=lambda _ctx, _param, value: _codes(value),
+    help="With --retry-failed (implied): only failed recipients whose last reply code matches, "
+    "e.g. 4xx, 5xx, 55x, 550 (repeatable).",
+)
+@click.option(
     "--test-to",
     "test_to",
     multiple=True,
@@ -122,16 +139,22 @@ def send(
     rejects: Path | None,
     send_log: str | None,
     retry_unknown: bool,
+    retry_failed: bool,
+    retry_codes: tuple[str, ...],
     test_to: tuple[str, ...],
     as_member: str | None,
     preview_for: tuple[str, ...],
     at: str | None,
 ) -> None:
-    """Send CAMPAIGN_FILE, or resume it: only recipients not yet sent get a message."""
+    """Send CAMPAIGN_FILE, or resume it: only recipients not yet sent get a message.
+
+    Example: harkat-mail send campaigns/sept2018.yaml --retry-failed --retry-code 4xx
+    """
     campaign = load_campaign(campaign_file)
     _check_combinations(dry_run, test_to, as_member, preview_for, at)
     when = run.parse_at(at, campaign, run.SystemClock().now()) if at else None
-    smtp = parse_smtp_url(smtp_url) if smtp_url else campaign.smtp
+    relays = (parse_smtp_url(smtp_url),) if smtp_url else campaign.pool
+    smtp = relays[0]
     if not (dry_run or smtp.local):  # links must verify at the unsubscribe server
         secret_from_env(campaign.unsubscribe.secret_env, required=True)
     elif not secret_is_set(campaign.unsubscribe.secret_env):
@@ -161,26 +184,60 @@ def send(
             if result.outcome != "sent":
                 click.echo(f"  {result.key}: {result.outcome} {result.code or ''} {result.reply}")
         sys.exit(0 if sent == len(results) else 1)
+    retry = retry_codes if retry_codes else () if retry_failed else None
     try:
-        summary = asyncio.run(
-            _deliver(prepared, smtp, send_log, force, retry_unknown, limit, yes, when)
+        summary, left = asyncio.run(
+            _deliver(prepared, relays, send_log, force, retry_unknown, retry, limit, yes, when)
         )
     except KeyboardInterrupt:
         if not _waiting[0]:
             raise
         click.echo("interrupted while waiting for --at: nothing was sent")
         sys.exit(130)
-    if summary is None:
-        return
-    _summary(summary)
-    if smtp.local:
-        click.echo(f"delivered mail is in {campaign.outbox}")
-    if summary.interrupted:
-        sys.exit(130)
-    if summary.failed or summary.deferred or summary.unknown or summary.stopped_because:
+    if summary is not None:
+        _summary(summary)
+        if smtp.local:
+            click.echo(f"delivered mail is in {campaign.outbox}")
+        if summary.interrupted:
+            sys.exit(130)
+    if left:
+        click.echo(left)
+    if left or (
+        summary is not None
+        and (summary.failed or summary.deferred or summary.unknown or summary.stopped_because)
+    ):
         sys.exit(1)
 
 
+def _codes(values: tuple[str, ...]) -> tuple[str, ...]:
+    """Reply-code filters: three characters, a digit 2-5 then digits or x (``5xx``, ``550``)."""
+    for value in values:
+        if not re.fullmatch(r"[2-5][0-9xX]{2}", value):
+            raise click.BadParameter(f"{value!r}: expected a reply code such as 550, 55x or 4xx")
+    return tuple(v.lower() for v in values)
+
+
+async def _left(store: Store, campaign: str, summary: RunSummary | None) -> str:
+    """What the send log still holds without a delivery: one line, or "" when nothing."""
+    counts = await store.counts(campaign)
+    parts = []
+    deferred = counts.get("deferred", 0) - (summary.deferred if summary else 0)
+    if deferred > 0:
+        due = await store.next_attempt(campaign)
+        when = (
+            time.strftime("%H:%M:%S", time.localtime(due))
+            if due and due > time.time()
+            else "now"
+        )
+        more = "more " if summary and summary.deferred else ""
+        parts.append(f"{deferred} {more}deferred (the next is due {when}: run send again then)")
+    failed = counts.get("failed", 0) - (summary.failed if summary else 0)
+    if failed > 0 and summary is None:
+        parts.append(f"{failed} failed (resend them with --retry-failed)")
+    unknown = counts.get("unknown", 0) - (summary.unknown if summary else 0)
+    if unknown > 0 and summary is None:
+        parts.append(f"{unknown} unknown (--retry-unknown resends them)")
+    return f"{campaign}: the send log still has " + "; ".join(parts) if parts else ""
 
 
 _waiting = [False]  # True while waiting for --at: Ctrl-C then means nothing was sent
@@ -203,11 +260,16 @@ def _check_combinations(
 
 
 async def _planned(
-    prepared: run.Prepared, store: Store, force: bool, retry_unknown: bool, limit: int | None
+    prepared: run.Prepared,
+    store: Store,
+    force: bool,
+    retry_unknown: bool,
+    retry_failed: tuple[str, ...] | None,
+    limit: int | None,
 ) -> tuple[int, int]:
     """Plan the campaign; (rows due, this run's share), having said so when nothing is due."""
     campaign = prepared.campaign
-    due = await run.plan(prepared, store, force, retry_unknown)
+    due = await run.plan(prepared, store, force, retry_unknown, retry_failed, say)
     todo = min(due, limit) if limit is not None else due
     if not todo:
         counts = await store.counts(campaign.name)
@@ -222,53 +284,56 @@ async def _planned(
 
 async def _deliver(
     prepared: run.Prepared,
-    smtp: SmtpConfig,
+    relays: tuple[SmtpConfig, ...],
     send_log: str | None,
     force: bool,
     retry_unknown: bool,
+    retry_failed: tuple[str, ...] | None,
     limit: int | None,
     yes: bool,
     when: datetime | None = None,
-) -> RunSummary | None:
-    """Plan, confirm and run this process's share of the campaign; None if nothing is due.
+) -> tuple[RunSummary | None, str]:
+    """Plan, confirm and run this process's share of the campaign; what is left after it.
 
-    With ``when`` the send is confirmed first, then waited for with the send log closed (a
-    connection idle for hours may not survive), then planned afresh.
+    The summary is None when nothing was due. With ``when`` the send is confirmed first, then
+    waited for with the send log closed (a connection idle for hours may not survive), then
+    planned afresh.
     """
     campaign = prepared.campaign
     location = send_log or campaign.send_log
     if when is not None:
         store = await open_store(location)
         try:
-            _, todo = await _planned(prepared, store, force, retry_unknown, limit)
+            _, todo = await _planned(prepared, store, force, retry_unknown, retry_failed, limit)
+            if not todo:
+                return None, await _left(store, campaign.name, None)
         finally:
             await store.close()
-        if not todo:
-            return None
         until = f"{when:%Y-%m-%d %H:%M:%S} ({run.zone_label(campaign)})"
-        confirm(f"Send {todo} messages of {campaign.name} at {until}", smtp, yes)
+        confirm(f"Send {todo} messages of {campaign.name} at {until}", relays, yes)
         _waiting[0] = True
         with waiting(until) as tick:
             await run.wait_until(when, run.SystemClock(), tick)
         _waiting[0] = False
     store = await open_store(location)
     try:
-        due, todo = await _planned(prepared, store, force, retry_unknown, limit)
+        due, todo = await _planned(prepared, store, force, retry_unknown, retry_failed, limit)
         if not todo:
-            return None
+            return None, await _left(store, campaign.name, None)
         if when is None:
-            confirm(f"Send {todo} messages of {campaign.name}", smtp, yes)
-        say(f"sending up to {todo} messages of {campaign.name} through {smtp.describe()}")
-        with run.relay_for(prepared, smtp) as relay, reporter(todo) as show:
-            return await run.run_send(
+            confirm(f"Send {todo} messages of {campaign.name}", relays, yes)
+        say(f"sending up to {todo} messages of {campaign.name} through {describe(relays)}")
+        with run.relays_for(prepared, relays) as pool, reporter(todo) as show:
+            summary = await run.run_send(
                 prepared,
                 store,
-                relay,
+                pool,
                 due=due,
                 retry_unknown=retry_unknown,
                 limit=limit,
                 say=say,
                 progress=show,
             )
+        return summary, await _left(store, campaign.name, summary)
     finally:
         await store.close()

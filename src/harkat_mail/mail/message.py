@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+from collections.abc import Callable
 from datetime import UTC, datetime
 from email import policy
 from email.headerregistry import Address
@@ -11,6 +12,8 @@ from email.message import EmailMessage
 from email.utils import format_datetime, parseaddr
 
 from ..models import Campaign, Contact, OutgoingMessage, RenderedContent
+from .tokens import secret_from_env
+from .verp import Verp
 
 _POLICY = policy.SMTP.clone(max_line_length=998)
 # Characters kept of a display name and of a subject (and three times as many UTF-8 octets):
@@ -55,6 +58,21 @@ def message_id(campaign: Campaign, key: str) -> str:
     domain = _domain(campaign.sender_for(campaign.default_language))
     digest = hashlib.sha256(f"{campaign.name}\0{key}".encode()).hexdigest()[:32]
     return f"<{digest}.{campaign.name}@{domain}>"
+
+
+def envelope_sender(campaign: Campaign, from_address: str) -> Callable[[str], str]:
+    """Member key -> envelope MAIL FROM: the VERP address, ``bounces.address``, or From.
+
+    The message keeps its From either way; Return-Path is written by the receiving relay.
+    """
+    bounces = campaign.bounces
+    if bounces is None:
+        return lambda _key: from_address
+    if not bounces.verp:
+        return lambda _key: bounces.address
+    secret = secret_from_env(campaign.unsubscribe.secret_env, required=False)
+    verp = Verp(bounces.address, secret)
+    return functools.partial(verp.address, campaign.name)
 
 
 def _address(display: str, addr: str) -> Address:
@@ -102,7 +120,7 @@ def build_message(
     msg["Content-Language"] = language  # after the body: set_content clears Content-* headers
     return OutgoingMessage(
         key=contact.key,
-        sender=sender_addr,
+        sender=envelope_sender(campaign, sender_addr)(contact.key),
         recipient=contact.email,
         message_id=msg_id,
         data=msg.as_bytes(),

@@ -20,7 +20,14 @@ from email.utils import formataddr, formatdate, parseaddr
 
 from ..models import Campaign, Contact, OutgoingMessage, RenderedContent
 from .dkimsign import DkimSigner
-from .message import MAX_NAME, MAX_SUBJECT, header_text, list_unsubscribe, message_id
+from .message import (
+    MAX_NAME,
+    MAX_SUBJECT,
+    envelope_sender,
+    header_text,
+    list_unsubscribe,
+    message_id,
+)
 
 CRLF = "\r\n"
 LINE = 78  # RFC 5322 2.1.1: lines SHOULD stay within 78 characters (and MUST within 998)
@@ -108,6 +115,7 @@ class VariantMessages:
         self.campaign = campaign
         self.signer = signer
         sender_name, self.sender = parseaddr(campaign.sender_for(language))
+        self.envelope = envelope_sender(campaign, self.sender)
         self.boundary = f"=_harkat_{secrets.token_hex(12)}"
         fixed = [f"From: {encode_address(sender_name, self.sender, 'From')}"]
         if reply_to := campaign.reply_to_for(language):
@@ -176,4 +184,6 @@ class VariantMessages:
         )
         if self.signer is not None:
             data = self.signer.sign(data)
-        return OutgoingMessage(contact.key, self.sender, contact.email, msg_id, data)
+        return OutgoingMessage(
+            contact.key, self.envelope(contact.key), contact.email, msg_id, data
+        )

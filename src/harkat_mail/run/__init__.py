@@ -10,7 +10,7 @@ from .prepare import Prepared, plan, prepare, rejected_by_reason
 from .progress import Progress
 from .runner import run_send
 from .schedule import Clock, SystemClock, countdown, parse_at, wait_until, zone_label
-from .send import relay_for, send
+from .send import relay_for, relays_for, send
 from .testsend import send_tests, tests_outbox
 
 __all__ = [
@@ -25,6 +25,7 @@ __all__ = [
     "prepare",
     "rejected_by_reason",
     "relay_for",
+    "relays_for",
     "run_send",
     "send",
     "send_tests",

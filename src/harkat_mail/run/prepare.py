@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -142,15 +142,25 @@ def rejected_by_reason(contacts: ContactList) -> dict[str, int]:
 
 
 async def plan(
-    prepared: Prepared, store: Store, force: bool, retry_unknown: bool = False
+    prepared: Prepared,
+    store: Store,
+    force: bool,
+    retry_unknown: bool = False,
+    retry_failed: Sequence[str] | None = None,
+    say: Callable[[str], None] = lambda _: None,
 ) -> int:
     """Record the run's inputs and rows (idempotent); how many rows no run holds are due now.
 
     Runs whose lease expired, or whose process on this host is gone, are taken over first,
-    so their rows count as due again.
+    so their rows count as due again. ``retry_failed`` makes `failed` rows due again: every
+    one when empty, else those whose reply code matches (``550``, ``55x``, ``4xx``).
     """
     campaign = prepared.campaign
     await store.check_inputs(campaign.name, prepared.fingerprints, force)
+    if retry_failed is not None:
+        reopened = await store.reopen_failed(campaign.name, retry_failed)
+        codes = f" with reply code {' or '.join(retry_failed)}" if retry_failed else ""
+        say(f"{reopened} failed members{codes} are due again (same Message-ID)")
     contacts = prepared.contacts
     ids = {c.key: message_id(campaign, c.key) for c in contacts.contacts}
     await store.plan(campaign.name, contacts.contacts, contacts.rejected, ids)

@@ -15,10 +15,10 @@ import signal
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from ..delivery import DeliveryHooks, deliver
+from ..delivery import DeliveryHooks
 from ..errors import HarkatError, SendLogError
 from ..models import DeliveryResult, Outcome, OutgoingMessage, RunSummary, SmtpConfig
 from ..store import BatchedLog, RunInfo, Store
@@ -27,8 +27,10 @@ from .claims import ClaimCounts, Lease, budget_for, claimed_messages, keep_lease
 from .liveness import HOST
 from .prepare import Prepared
 from .progress import Progress
+from .relaypool import deliver_pool
 from .renderpool import Renderers
-from .schedule import Clock, SystemClock, windowed
+from .schedule import Clock, SystemClock, window_gate, windowed
+from .suppress import record_refusals
 
 
 @dataclass
@@ -58,7 +60,7 @@ class _Tally:
 async def run_send(
     prepared: Prepared,
     store: Store,
-    relay: SmtpConfig,
+    relay: SmtpConfig | Sequence[SmtpConfig],
     *,
     due: int,
     retry_unknown: bool = False,
@@ -72,7 +74,8 @@ async def run_send(
     """Claim and deliver until nothing is due (or ``limit`` claimed); every verdict recorded.
 
     ``due`` is how many rows were due when the run started (for progress and for choosing
-    render workers); ``relay`` is where to connect (the capture relay already started).
+    render workers); ``relay`` is where to connect (the capture relay already started), or
+    a pool of relays delivering together.
     With a ``window:`` in the campaign, messages start only inside it (read on ``clock``).
     """
     campaign = prepared.campaign
@@ -135,11 +138,11 @@ async def run_send(
                 limit, retry_unknown,
             )
             hooks = DeliveryHooks(on_sending, on_result, say, may_send)
-            budget = windowed(
-                budget_for(store, relay), campaign, clock or SystemClock(), stop, say
-            )
-            stopped_because = await deliver(
-                relay, campaign.retry, source, hooks, stop, attempts, budget
+            relays = (relay,) if isinstance(relay, SmtpConfig) else tuple(relay)
+            gate = window_gate(campaign, clock or SystemClock(), stop, say)
+            stopped_because = await deliver_pool(
+                relays, campaign.retry, source, hooks, stop, attempts,
+                lambda config: windowed(budget_for(store, config), gate),
             )
     except HarkatError as exc:  # a claim that failed or was refused
         fail(exc)
@@ -159,8 +162,10 @@ async def run_send(
             f"{c[Outcome.DEFERRED]}, failed {c[Outcome.FAILED]}, unknown {c[Outcome.UNKNOWN]}"
         )
         raise failures[0]
-    counts = await store.counts(campaign.name)
     c = tally.counts
+    if c[Outcome.FAILED]:  # a 5.1.1 at RCPT is a hard bounce: suppressed like one
+        await record_refusals(campaign, store)
+    counts = await store.counts(campaign.name)
     if refused:
         say(f"{len(refused)} verdicts were refused: another run holds those members now")
     return RunSummary(

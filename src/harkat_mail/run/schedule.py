@@ -124,8 +124,8 @@ def next_opening(window: SendWindow, now: datetime, where: tzinfo | None) -> dat
     raise ValueError(f"the window {window.label} never opens")  # days is never empty
 
 
-class WindowBudget:
-    """A budget that grants messages only inside the sending window, pausing outside it."""
+class WindowGate:
+    """The campaign's sending window, shared by every relay of a run: one pause, said once."""
 
     def __init__(
         self,
@@ -134,28 +134,43 @@ class WindowBudget:
         clock: Clock,
         stop: asyncio.Event,
         say: Callable[[str], None],
-        inner: Budget | None = None,
     ) -> None:
-        self.window, self.clock, self.stop, self.say, self.inner = window, clock, stop, say, inner
+        self.window, self.clock, self.stop, self.say = window, clock, stop, say
         self.where = zone(campaign)
+        self.lock = asyncio.Lock()  # relays wait for the same opening, one of them says so
         self.paused = False
 
+    async def opened(self) -> str:
+        """Return once inside the window; a reason instead if the run stops meanwhile."""
+        async with self.lock:
+            while not self.window.contains(local(self.clock.now(), self.where)):
+                if self.stop.is_set():
+                    return "stopped while outside the sending window"
+                opens = next_opening(self.window, self.clock.now(), self.where)
+                if not self.paused:
+                    self.paused = True
+                    self.say(
+                        f"outside the sending window ({self.window.label}): pausing until "
+                        f"{local(opens, self.where):%a %H:%M}"
+                    )
+                left = (opens - self.clock.now()).total_seconds()
+                await _nap_or_stop(self.clock, min(max(left, 0.0), LONGEST_NAP), self.stop)
+            if self.paused:
+                self.paused = False
+                self.say(f"inside the sending window ({self.window.label}) again: resuming")
+            return ""
+
+
+class WindowBudget:
+    """A relay's budget that grants messages only inside the sending window."""
+
+    def __init__(self, gate: WindowGate, inner: Budget | None = None) -> None:
+        self.gate, self.inner = gate, inner
+
     async def take(self, want: int) -> Grant:
-        while not self.window.contains(local(self.clock.now(), self.where)):
-            if self.stop.is_set():
-                return Grant(0, stop="stopped while outside the sending window")
-            opens = next_opening(self.window, self.clock.now(), self.where)
-            if not self.paused:
-                self.paused = True
-                self.say(
-                    f"outside the sending window ({self.window.label}): pausing until "
-                    f"{local(opens, self.where):%a %H:%M}"
-                )
-            left = (opens - self.clock.now()).total_seconds()
-            await _nap_or_stop(self.clock, min(max(left, 0.0), LONGEST_NAP), self.stop)
-        if self.paused:
-            self.paused = False
-            self.say(f"inside the sending window ({self.window.label}) again: resuming")
+        stopped = await self.gate.opened()
+        if stopped:
+            return Grant(0, stop=stopped)
         if self.inner is not None:
             return await self.inner.take(want)
         return Grant(1)  # one at a time: the next message asks again, so none starts outside
@@ -172,14 +187,15 @@ async def _nap_or_stop(clock: Clock, seconds: float, stop: asyncio.Event) -> Non
             task.cancel()
 
 
-def windowed(
-    inner: Budget | None,
-    campaign: Campaign,
-    clock: Clock,
-    stop: asyncio.Event,
-    say: Callable[[str], None],
-) -> Budget | None:
-    """The relay's budget, kept inside the campaign's window when it has one."""
+def window_gate(
+    campaign: Campaign, clock: Clock, stop: asyncio.Event, say: Callable[[str], None]
+) -> WindowGate | None:
+    """The campaign's window as a gate for its relays' budgets; None without ``window:``."""
     if campaign.window is None:
-        return inner
-    return WindowBudget(campaign.window, campaign, clock, stop, say, inner)
+        return None
+    return WindowGate(campaign.window, campaign, clock, stop, say)
+
+
+def windowed(inner: Budget | None, gate: WindowGate | None) -> Budget | None:
+    """A relay's budget, kept inside the window when the campaign has one."""
+    return inner if gate is None else WindowBudget(gate, inner)

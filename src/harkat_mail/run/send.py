@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
@@ -43,9 +43,26 @@ def relay_for(
         relay.stop()
 
 
+@contextlib.contextmanager
+def relays_for(
+    prepared: Prepared, relays: SmtpConfig | Sequence[SmtpConfig]
+) -> Iterator[tuple[SmtpConfig, ...]]:
+    """``relay_for`` for a pool: every relay checked before the first connection."""
+    if isinstance(relays, SmtpConfig):
+        relays = (relays,)
+    if len(relays) == 1:
+        with relay_for(prepared, relays[0]) as only:
+            yield (only,)
+        return
+    for relay in relays:  # a pool is never the capture relay (the YAML refuses it)
+        password_for(relay)
+        prepared.renderer.unsubscribe.require_secret(relay.describe())
+    yield tuple(relays)
+
+
 def send(
     prepared: Prepared,
-    smtp: SmtpConfig,
+    smtp: SmtpConfig | Sequence[SmtpConfig] | None = None,
     *,
     send_log: str | Path | None = None,
     force: bool = False,
@@ -60,6 +77,8 @@ def send(
 ) -> RunSummary:
     """Plan the campaign in its send log and deliver this run's share; every verdict recorded.
 
+    ``smtp`` is one relay or a pool (default: the campaign's own, ``Campaign.pool``).
+
     Other runs on the same send log (other processes, other machines) share the work: each
     member is claimed by one run. ``send_log`` overrides the campaign's (a path or a
     ``postgresql://`` URL). Ctrl-C ends the run after the messages in flight.
@@ -73,7 +92,8 @@ def send(
         store = await open_store(send_log or prepared.campaign.send_log)
         try:
             due = await plan(prepared, store, force, retry_unknown)
-            with relay_for(prepared, smtp) as relay:
+            relays = prepared.campaign.pool if smtp is None else smtp
+            with relays_for(prepared, relays) as relay:
                 return await run_send(
                     prepared, store, relay, due=due, retry_unknown=retry_unknown, limit=limit,
                     lease=lease, say=say, progress=progress, pool_from=pool_from, clock=clock,

@@ -83,6 +83,12 @@ class SqliteStore:
     async def take(self, relay: str, want: int, limits: Limits) -> Grant:
         return await self._call(self.log.take, relay, want, limits)
 
+    async def reopen_failed(self, campaign: str, codes: Sequence[str]) -> int:
+        return await self._call(self.log.reopen_failed, campaign, codes)
+
+    async def next_attempt(self, campaign: str) -> float | None:
+        return await self._call(self.log.next_attempt, campaign)
+
     async def counts(self, campaign: str) -> dict[str, int]:
         return await self._call(self.log.counts, campaign)
 
@@ -106,3 +112,22 @@ class SqliteStore:
 
     async def add_suppression(self, address: str, why: str, list_id: str) -> bool:
         return await self._call(self.log.add_suppression, address, why, list_id)
+
+    async def mark_bounced(
+        self, campaign: str, key: str, bounce_class: str, status: str, diagnostic: str
+    ) -> bool:
+        return await self._call(
+            self.log.mark_bounced, campaign, key, bounce_class, status, diagnostic
+        )
+
+    async def soft_bounce(self, address: str, day: int) -> int:
+        return await self._call(self.log.soft_bounce, address, day)
+
+    async def bounce_seen(self, bounce_id: str) -> bool:
+        return await self._call(self.log.bounce_seen, bounce_id)
+
+    async def remember_bounce(self, bounce_id: str, campaign: str) -> None:
+        await self._call(self.log.remember_bounce, bounce_id, campaign)
+
+    async def bounce_counts(self, campaign: str) -> dict[str, int]:
+        return await self._call(self.log.bounce_counts, campaign)

@@ -14,7 +14,7 @@ from psycopg import AsyncConnection
 from ..models import Grant, Limits
 from . import budget
 from .pgschema import BUDGET_LOCKS, NOW
-from .protocol import OUTCOME_STATE, Change
+from .protocol import OUTCOME_STATE, Change, code_patterns
 
 Conn = AsyncConnection[Any]
 
@@ -49,12 +49,40 @@ APPLY = (
     " AND key NOT IN (SELECT address FROM suppression) RETURNING key),"
     " verdict AS (UPDATE recipient r SET state = v.state, code = v.code, reply = v.reply,"
     f" next_attempt_at = v.retry_at, updated_at = {NOW},"
-    " run_id = CASE WHEN v.state = 'deferred' THEN r.run_id END"
+    " run_id = CASE WHEN v.state = 'deferred' THEN r.run_id END,"
+    " relay = COALESCE(NULLIF(v.relay, ''), r.relay)"
     " FROM unnest(%(keys)s::text[], %(states)s::text[], %(codes)s::int[], %(replies)s::text[],"
-    " %(retry_at)s::float8[]) AS v (key, state, code, reply, retry_at)"
+    " %(retry_at)s::float8[], %(relays)s::text[]) AS v (key, state, code, reply, retry_at, relay)"
     " WHERE r.campaign = %(campaign)s AND r.run_id = %(run)s AND r.key = v.key RETURNING r.key)"
     " SELECT key FROM sending UNION ALL SELECT key FROM verdict"
 )
+
+
+NEXT_ATTEMPT = (
+    "SELECT MIN(next_attempt_at) FROM recipient WHERE campaign = %s AND state = 'deferred'"
+)
+
+
+async def force_inputs(conn: Conn, campaign: str, inputs: str) -> None:
+    """Record changed inputs; `deferred` rows no run holds are due at once."""
+    await conn.execute("UPDATE campaign SET inputs = %s WHERE name = %s", (inputs, campaign))
+    await conn.execute(
+        "UPDATE recipient SET next_attempt_at = NULL WHERE campaign = %s"
+        " AND state = 'deferred' AND run_id IS NULL",
+        (campaign,),
+    )
+
+
+def reopen_failed(campaign: str, codes: Sequence[str]) -> tuple[str, dict[str, Any]]:
+    """The statement turning matching `failed` rows no run holds back into `pending`."""
+    patterns = code_patterns(codes)
+    match = " AND CAST(code AS TEXT) LIKE ANY(%(patterns)s::text[])" if patterns else ""
+    sql = (
+        "UPDATE recipient SET state = 'pending', attempts = 0, next_attempt_at = NULL,"
+        f" updated_at = {NOW} WHERE campaign = %(campaign)s AND state = 'failed'"
+        f" AND run_id IS NULL{match}"
+    )
+    return sql, {"campaign": campaign, "patterns": patterns}
 
 
 async def take_over(conn: Conn, campaign: str) -> int:
@@ -133,6 +161,7 @@ async def apply(conn: Conn, campaign: str, run_id: str, groups: list[list[Change
                 "codes": [result.code for result, _ in verdicts],
                 "replies": [result.reply[:500] for result, _ in verdicts],
                 "retry_at": [retry_at for _, retry_at in verdicts],
+                "relays": [result.relay for result, _ in verdicts],
             },
         )
         done = {key for (key,) in await cur.fetchall()}

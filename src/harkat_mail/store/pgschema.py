@@ -102,6 +102,30 @@ MIGRATIONS: tuple[Migration, ...] = (
                 created_at DOUBLE PRECISION NOT NULL
             )""",
         ),
+    ),    Migration(
+        5,
+        "the relay each recipient's verdict came from (a pool of relays)",
+        ("ALTER TABLE recipient ADD COLUMN relay TEXT NOT NULL DEFAULT ''",),
+    ),
+    Migration(
+        6,
+        "bounces and complaints: their class, status and diagnostic; soft-bounce scores",
+        (
+            "ALTER TABLE recipient ADD COLUMN bounce_class TEXT NOT NULL DEFAULT ''",
+            "ALTER TABLE recipient ADD COLUMN bounce_status TEXT NOT NULL DEFAULT ''",
+            "ALTER TABLE recipient ADD COLUMN bounce_diagnostic TEXT NOT NULL DEFAULT ''",
+            """CREATE TABLE soft_bounce (
+                address TEXT PRIMARY KEY,
+                score INTEGER NOT NULL,
+                last_day BIGINT NOT NULL,
+                updated_at DOUBLE PRECISION NOT NULL
+            )""",
+            """CREATE TABLE bounce_seen (
+                id TEXT PRIMARY KEY,
+                campaign TEXT NOT NULL,
+                created_at DOUBLE PRECISION NOT NULL
+            )""",
+        ),
     ),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
@@ -162,7 +186,7 @@ async def prepare(conn: Conn, location: str, read_only: bool) -> None:
             f"{location}: the send log is at schema version {found} (this harkat-mail uses "
             f"{SCHEMA_VERSION}); open it once for sending to upgrade it"
         )
-    for migration in MIGRATIONS[found:]:
+    for migration in (m for m in MIGRATIONS if m.version > found):
         async with conn.transaction():
             # Two senders opening a new database at once: the second waits here, then finds
             # the step done. DDL is transactional, so a step is all there or not at all.

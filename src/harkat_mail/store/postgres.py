@@ -37,6 +37,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from ..errors import ClaimLost, SendLogError
 from ..models import Contact, Grant, Limits, Rejected, State, reason_label
 from . import pgclaims, pgplan
+from .pgbounces import PgBounces
 from .pgconn import POOL_TIMEOUT, connection_kwargs, describe, open_pool
 from .pgschema import NOW
 from .protocol import LOST, REPORT_COLUMNS, SUPPRESSED, Change, Claim, RunInfo, RunRow
@@ -71,7 +72,7 @@ def _guarded(
     return wrapper
 
 
-class PostgresStore:
+class PostgresStore(PgBounces):
     """A ``Store`` over a small pool of connections to one PostgreSQL database."""
 
     def __init__(self, pool: AsyncConnectionPool[Conn], url: str, kwargs: dict[str, Any]):
@@ -156,7 +157,18 @@ class PostgresStore:
                 f"{self.location}: campaign {campaign!r} was first sent with a different "
                 f"{', '.join(changed)}; resume with --force to send the changed version"
             )
-        await self._count("UPDATE campaign SET inputs = %s WHERE name = %s", (text, campaign))
+        await self._transaction(lambda conn: pgclaims.force_inputs(conn, campaign, text))
+
+    @_guarded
+    async def reopen_failed(self, campaign: str, codes: Sequence[str]) -> int:
+        """`failed` rows no run holds, matching ``codes`` if any, become `pending` again."""
+        return await self._count(*pgclaims.reopen_failed(campaign, codes))
+
+    @_guarded
+    async def next_attempt(self, campaign: str) -> float | None:
+        """When the earliest `deferred` row is due."""
+        row = await self._one(pgclaims.NEXT_ATTEMPT, (campaign,))
+        return None if row is None or row[0] is None else float(row[0])
 
     @_guarded
     async def plan(

@@ -17,10 +17,12 @@ from ..models import Contact, DeliveryResult, Grant, Limits, Outcome, Rejected, 
 
 # A state change: a key going to `sending`, or a verdict with the time of its next try.
 Change = str | tuple[DeliveryResult, float | None]
-# The report's columns in their order since before migrations (version 2 appended consent).
+# The report's columns in their order since before migrations (version 2 appended consent,
+# version 5 the relay, version 6 the bounce).
 REPORT_COLUMNS = (
     "campaign, key, email, member_id, language, source, row, state, reason, attempts, code,"
-    " reply, message_id, consent, next_attempt_at, created_at, updated_at"
+    " reply, message_id, consent, next_attempt_at, created_at, updated_at, relay,"
+    " bounce_class, bounce_status, bounce_diagnostic"
 )
 OUTCOME_STATE = {
     Outcome.SENT: State.SENT,
@@ -30,6 +32,11 @@ OUTCOME_STATE = {
 }
 SUPPRESSED = "suppressed: unsubscribed or bounced (recorded in the send log)"
 LOST = "another run took this run's rows over (its lease expired); this run stops"
+
+
+def code_patterns(codes: Sequence[str]) -> list[str]:
+    """Reply-code filters (``550``, ``55x``, ``5xx``) as SQL LIKE patterns on the code's text."""
+    return [code.lower().replace("x", "_") for code in codes]
 
 
 @dataclass(frozen=True)
@@ -72,7 +79,11 @@ class Store(Protocol):
     async def close(self) -> None: ...
 
     async def check_inputs(self, campaign: str, inputs: Mapping[str, str], force: bool) -> None:
-        """Refuse to resume when the YAML, list or template changed, unless forced."""
+        """Refuse to resume when the YAML, list or template changed, unless forced.
+
+        Forced, the changed inputs are recorded and `deferred` rows no run holds are due at
+        once: their wait was set under the old inputs (a relay since fixed, say).
+        """
         ...
 
     async def plan(
@@ -128,6 +139,15 @@ class Store(Protocol):
         """Take up to ``want`` messages from the relay's shared budget."""
         ...
 
+    async def reopen_failed(self, campaign: str, codes: Sequence[str]) -> int:
+        """`failed` rows no run holds (with a reply code matching ``codes``, e.g. ``5xx``,
+        ``550``; every one when empty) become `pending` with fresh attempts; how many."""
+        ...
+
+    async def next_attempt(self, campaign: str) -> float | None:
+        """When the earliest `deferred` row is due (epoch seconds); None without one."""
+        ...
+
     async def counts(self, campaign: str) -> dict[str, int]: ...
 
     async def skipped_reasons(self, campaign: str) -> dict[str, int]: ...
@@ -148,4 +168,30 @@ class Store(Protocol):
 
     async def add_suppression(self, address: str, why: str, list_id: str) -> bool:
         """Record a suppression durably; False when it was there already."""
+        ...
+
+    async def mark_bounced(
+        self, campaign: str, key: str, bounce_class: str, status: str, diagnostic: str
+    ) -> bool:
+        """Record a bounce (class hard, soft or block) or a complaint on a member's row.
+
+        Only a sent (or unknown, or refused) row takes it, and a later verdict replaces an
+        earlier one only when graver (see ``bouncerules``). False when nothing changed.
+        """
+        ...
+
+    async def soft_bounce(self, address: str, day: int) -> int:
+        """Count a soft bounce on ``day`` (+1 a day at most, forgotten after 30); the score."""
+        ...
+
+    async def bounce_seen(self, bounce_id: str) -> bool:
+        """Whether the bounce message with this id was processed already."""
+        ...
+
+    async def remember_bounce(self, bounce_id: str, campaign: str) -> None:
+        """Note a bounce message as processed."""
+        ...
+
+    async def bounce_counts(self, campaign: str) -> dict[str, int]:
+        """Bounced and complained rows of a campaign per class."""
         ...

@@ -97,6 +97,30 @@ MIGRATIONS: tuple[Migration, ...] = (
                 created_at REAL NOT NULL
             )""",
         ),
+    ),    Migration(
+        5,
+        "the relay each recipient's verdict came from (a pool of relays)",
+        ("ALTER TABLE recipient ADD COLUMN relay TEXT NOT NULL DEFAULT ''",),
+    ),
+    Migration(
+        6,
+        "bounces and complaints: their class, status and diagnostic; soft-bounce scores",
+        (
+            "ALTER TABLE recipient ADD COLUMN bounce_class TEXT NOT NULL DEFAULT ''",
+            "ALTER TABLE recipient ADD COLUMN bounce_status TEXT NOT NULL DEFAULT ''",
+            "ALTER TABLE recipient ADD COLUMN bounce_diagnostic TEXT NOT NULL DEFAULT ''",
+            """CREATE TABLE soft_bounce (
+                address TEXT PRIMARY KEY,
+                score INTEGER NOT NULL,
+                last_day INTEGER NOT NULL,
+                updated_at REAL NOT NULL
+            )""",
+            """CREATE TABLE bounce_seen (
+                id TEXT PRIMARY KEY,
+                campaign TEXT NOT NULL,
+                created_at REAL NOT NULL
+            )""",
+        ),
     ),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
@@ -154,7 +178,7 @@ def upgrade(db: sqlite3.Connection, path: Path, new: bool = False) -> None:
     log at once apply every step exactly once.
     """
     found = schema_version(db, path, new)
-    for migration in MIGRATIONS[found:]:
+    for migration in (m for m in MIGRATIONS if m.version > found):
         with transaction(db):
             if schema_version(db, path, new) < migration.version:
                 # One statement at a time: executescript() would COMMIT mid-migration.

@@ -4,21 +4,20 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from ..errors import SendLogError
 from ..models import Contact, Rejected, State, reason_label
 from .files import guarded, open_for_writing, open_read_only, sqlite_errors
-from .protocol import (
-    REPORT_COLUMNS,
-)
+from .protocol import REPORT_COLUMNS, code_patterns
 from .schema import transaction
+from .sqlitebounces import Bounces
 from .sqliteclaims import Claims, identity
 
 
-class SendLog(Claims):
+class SendLog(Claims, Bounces):
     """One SQLite file in WAL mode; every state change is its own committed transaction."""
 
     def __init__(self, path: Path, read_only: bool = False) -> None:
@@ -61,9 +60,39 @@ class SendLog(Claims):
                 f"{self.path}: campaign {campaign!r} was first sent with a different "
                 f"{', '.join(changed)}; resume with --force to send the changed version"
             )
-        self.db.execute(
-            "UPDATE campaign SET inputs = ? WHERE name = ?", (json.dumps(dict(inputs)), campaign)
-        )
+        with transaction(self.db):
+            self.db.execute(
+                "UPDATE campaign SET inputs = ? WHERE name = ?",
+                (json.dumps(dict(inputs)), campaign),
+            )
+            self.db.execute(
+                "UPDATE recipient SET next_attempt_at = NULL WHERE campaign = ?"
+                " AND state = ? AND run_id IS NULL",
+                (campaign, State.DEFERRED),
+            )
+
+    @guarded
+    def reopen_failed(self, campaign: str, codes: Sequence[str]) -> int:
+        """`failed` rows no run holds, matching ``codes`` if any, become `pending` again."""
+        patterns = code_patterns(codes)
+        match = " OR ".join("CAST(code AS TEXT) LIKE ?" for _ in patterns)
+        with transaction(self.db):
+            cur = self.db.execute(
+                "UPDATE recipient SET state = ?, attempts = 0, next_attempt_at = NULL,"
+                " updated_at = ? WHERE campaign = ? AND state = ? AND run_id IS NULL"
+                + (f" AND ({match})" if patterns else ""),
+                (State.PENDING, time.time(), campaign, State.FAILED, *patterns),
+            )
+            return cur.rowcount
+
+    @guarded
+    def next_attempt(self, campaign: str) -> float | None:
+        """When the earliest `deferred` row is due."""
+        row = self.db.execute(
+            "SELECT MIN(next_attempt_at) FROM recipient WHERE campaign = ? AND state = ?",
+            (campaign, State.DEFERRED),
+        ).fetchone()
+        return None if row is None or row[0] is None else float(row[0])
 
     @guarded
     def plan(

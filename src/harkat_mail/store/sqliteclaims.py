@@ -216,7 +216,8 @@ class Claims:
                     keep = run_id if result.outcome is Outcome.DEFERRED else None
                     cur = self.db.execute(
                         "UPDATE recipient SET state = ?, code = ?, reply = ?, next_attempt_at = ?,"
-                        " updated_at = ?, run_id = ? WHERE campaign = ? AND key = ? AND run_id = ?",
+                        " updated_at = ?, run_id = ?, relay = COALESCE(NULLIF(?, ''), relay)"
+                        " WHERE campaign = ? AND key = ? AND run_id = ?",
                         (
                             OUTCOME_STATE[result.outcome],
                             result.code,
@@ -224,6 +225,7 @@ class Claims:
                             retry_at,
                             now,
                             keep,
+                            result.relay,
                             campaign,
                             key,
                             run_id,

@@ -1,0 +1,167 @@
+"""An IMAP bounce mailbox (aioimaplib): TLS always verified, processed mail moved, never deleted.
+
+``imaps://user@host[:993]/FOLDER`` connects over TLS; ``imap://user@host[:143]/FOLDER`` must
+upgrade with STARTTLS (aioimaplib has the command but not the upgrade: it is done here with
+``loop.start_tls``). The password comes only from the environment variable ``password_env``.
+Certificates are checked against the system's trust store, plus ``ca_file`` when given.
+
+Processed messages go to the ``processed`` folder (created when missing) with ``UID MOVE``; a
+server without MOVE gets ``UID COPY``, ``UID STORE +FLAGS (\\Deleted)`` and, with UIDPLUS,
+``UID EXPUNGE`` of exactly those messages. Without UIDPLUS the originals stay flagged
+\\Deleted: a plain EXPUNGE would also remove messages others flagged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import ssl
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import aioimaplib
+
+from ..errors import BounceSourceError
+from .mailboxes import Returned
+
+TIMEOUT = 30.0  # seconds for any one command
+
+
+def _quoted(name: str) -> str:
+    return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+class ImapMailbox:
+    """One folder of an IMAP account."""
+
+    def __init__(
+        self, url: str, processed: str, password_env: str | None, ca_file: Path | None
+    ) -> None:
+        parts = urlsplit(url)
+        if parts.password is not None:
+            raise BounceSourceError("bounces mailbox: never put the password in the URL")
+        if not parts.hostname or not parts.username:
+            raise BounceSourceError(f"{url}: expected imaps://user@host[:port][/folder]")
+        self.tls = parts.scheme.lower() == "imaps"
+        self.host = parts.hostname
+        self.port = parts.port or (993 if self.tls else 143)
+        self.user = unquote(parts.username)
+        self.folder = unquote(parts.path.lstrip("/")) or "INBOX"
+        self.where = f"{parts.scheme.lower()}://{parts.username}@{self.host}:{self.port}/{self.folder}"
+        self.processed = processed
+        self.password_env = password_env
+        self.ca_file = ca_file
+        self.client: aioimaplib.IMAP4 | None = None
+
+    def _password(self) -> str:
+        value = os.environ.get(self.password_env or "", "")
+        if not self.password_env or not value:
+            unset = f" ({self.password_env} is not set)" if self.password_env else ""
+            raise BounceSourceError(
+                f"{self.where}: set bounces.password_env to an environment variable holding "
+                f"the IMAP password{unset}"
+            )
+        return value
+
+    def _context(self) -> ssl.SSLContext:
+        context = ssl.create_default_context()
+        if self.ca_file is not None:
+            try:
+                context.load_verify_locations(cafile=str(self.ca_file))
+            except (OSError, ssl.SSLError) as exc:
+                raise BounceSourceError(f"bounces.ca_file {self.ca_file}: {exc}") from None
+        return context
+
+    async def _check(self, what: str, response: Any) -> Any:
+        if response.result != "OK":
+            said = b" ".join(bytes(line) for line in response.lines).decode(errors="replace")
+            raise BounceSourceError(f"{self.where}: {what} refused: {said.strip()[:200]}")
+        return response
+
+    async def _connect(self) -> aioimaplib.IMAP4:
+        password = self._password()
+        context = self._context()
+        try:
+            if self.tls:
+                client: aioimaplib.IMAP4 = aioimaplib.IMAP4_SSL(
+                    self.host, self.port, timeout=TIMEOUT, ssl_context=context
+                )
+                await client.wait_hello_from_server()
+            else:
+                client = aioimaplib.IMAP4(self.host, self.port, timeout=TIMEOUT)
+                await client.wait_hello_from_server()
+                await self._starttls(client, context)
+            await self._check("LOGIN", await client.login(self.user, password))
+        except ssl.SSLError as exc:
+            raise BounceSourceError(
+                f"{self.where}: TLS failed ({exc.reason or exc}); the server's certificate "
+                "must verify (bounces.ca_file adds a trust anchor)"
+            ) from None
+        except (TimeoutError, OSError, aioimaplib.AioImapException) as exc:
+            why = str(exc) or type(exc).__name__
+            raise BounceSourceError(f"{self.where}: cannot connect ({why})") from None
+        return client
+
+    async def _starttls(self, client: aioimaplib.IMAP4, context: ssl.SSLContext) -> None:
+        protocol = client.protocol
+        if "STARTTLS" not in protocol.capabilities:
+            raise BounceSourceError(
+                f"{self.where}: the server offers no STARTTLS; use imaps:// (never plain text)"
+            )
+        command = aioimaplib.Command("STARTTLS", protocol.new_tag(), loop=protocol.loop)
+        await self._check("STARTTLS", await protocol.execute(command))
+        loop = asyncio.get_running_loop()
+        protocol.transport = await loop.start_tls(
+            protocol.transport, protocol, context, server_hostname=self.host
+        )
+        await asyncio.wait_for(protocol.capability(), TIMEOUT)  # forget what came in clear
+
+    async def _client(self) -> aioimaplib.IMAP4:
+        if self.client is None:
+            self.client = await self._connect()
+            selected = await self.client.select(_quoted(self.folder))
+            await self._check(f"SELECT {self.folder}", selected)
+        return self.client
+
+    async def messages(self) -> AsyncIterator[Returned]:
+        client = await self._client()
+        found = await self._check("UID SEARCH", await client.uid_search("ALL"))
+        uids = [u for line in found.lines[:1] for u in bytes(line).decode().split() if u.isdigit()]
+        for uid in uids:
+            fetched = await self._check("UID FETCH", await client.uid("fetch", uid, "BODY.PEEK[]"))
+            data = next((bytes(x) for x in fetched.lines if isinstance(x, bytearray)), None)
+            if data is not None:
+                yield Returned(f"{self.where}:{uid}", data, uid)
+
+    async def _ensure_folder(self, client: aioimaplib.IMAP4) -> None:
+        listed = await self._check("LIST", await client.list('""', _quoted(self.processed)))
+        if not any(self.processed.encode() in bytes(line) for line in listed.lines[:-1]):
+            created = await client.create(_quoted(self.processed))
+            await self._check(f"CREATE {self.processed}", created)
+
+    async def move(self, items: Sequence[Returned]) -> int:
+        if not items:
+            return 0
+        client = await self._client()
+        await self._ensure_folder(client)
+        uids = ",".join(item.handle for item in items)
+        target = _quoted(self.processed)
+        if client.has_capability("MOVE"):
+            await self._check("UID MOVE", await client.uid("move", uids, target))
+            return len(items)
+        await self._check("UID COPY", await client.uid("copy", uids, target))
+        flagged = await client.uid("store", uids, "+FLAGS.SILENT", r"(\Deleted)")
+        await self._check("UID STORE", flagged)
+        if client.has_capability("UIDPLUS"):
+            await self._check("UID EXPUNGE", await client.uid("expunge", uids))
+        return len(items)
+
+    async def close(self) -> None:
+        if self.client is not None:
+            # The work is done; a connection that does not say goodbye costs nothing.
+            with contextlib.suppress(TimeoutError, OSError, aioimaplib.AioImapException):
+                await self.client.logout()
+            self.client = None
