@@ -237,3 +237,24 @@ def test_ctrl_c_while_paused_outside_the_window_sends_nothing(project: Path, smt
     status = CliRunner().invoke(main, ["status", str(project)])
     assert re.search(r"^  pending +\d+$", status.output, re.M)
     assert not re.search(r"^  (sent|sending|unknown) ", status.output, re.M)
+
+
+def test_a_pool_of_relays_pauses_once_and_resumes_together(project: Path, smtp_server) -> None:
+    """Two relays share one window: one pause line, nothing delivered before Monday, all after."""
+    first, first_handler = smtp_server()
+    second, second_handler = smtp_server()
+    clock = FakeClock(datetime(2026, 11, 28, 10, 0, tzinfo=TORONTO))
+    during_pause: list[int] = []
+    clock.on_nap = lambda _: during_pause.append(
+        len(first_handler.messages) + len(second_handler.messages)
+    )
+    lines: list[str] = []
+    prepared = harkat_mail.prepare(load_campaign(_windowed(project)))
+    summary = harkat_mail.send(
+        prepared, [_relay(first.port), _relay(second.port)], say=lines.append, clock=clock
+    )
+    assert sum("outside the sending window" in line for line in lines) == 1
+    assert set(during_pause) == {0}
+    delivered = len(first_handler.messages) + len(second_handler.messages)
+    assert delivered == summary.delivered > 0
+    assert first_handler.messages and second_handler.messages
