@@ -148,7 +148,7 @@ def test_bad_yaml_exits_2_with_one_line(project: Path, smtp_server) -> None:
     code, out = _run("send", str(project), "--smtp", f"smtp://127.0.0.1:{server.port}", "--yes")
     assert code == 2
     lines = out.strip().splitlines()
-    assert len(lines) == 1 and "sept2018.yaml:" in lines[0] and "not valid YAML" in lines[0]
+    assert len(lines) == 1 and "sept2018.yaml line " in lines[0] and "not valid YAML" in lines[0]
     assert handler.connections == 0
 
 

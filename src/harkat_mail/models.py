@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import enum
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from email.utils import parseaddr
 from pathlib import Path
 from typing import Literal
 
 TlsMode = Literal["starttls", "tls", "none"]
+AuthMode = Literal["password", "xoauth2"]
 DEFAULT_SECRET_ENV = "HARKAT_UNSUBSCRIBE_SECRET"  # where the unsubscribe-link secret lives
 
 
@@ -83,6 +83,9 @@ class SmtpConfig:
     timeout: float = 30.0
     ca_file: Path | None = None  # extra trust anchors; certificates are always verified
     weight: float = 1.0  # in a pool of relays: this relay's share of the messages
+    auth: AuthMode = "password"  # xoauth2: an OAuth 2.0 access token (Microsoft 365, Google)
+    token_env: str | None = None  # xoauth2: the variable holding the access token
+    token_command: tuple[str, ...] = ()  # xoauth2: argv printing one (run once per session)
 
     @property
     def label(self) -> str:
@@ -94,7 +97,8 @@ class SmtpConfig:
         if self.local:
             return "the embedded capture relay"
         user = f"{self.username}@" if self.username else ""
-        return f"{user}{self.host}:{self.port} (tls: {self.tls})"
+        auth = ", XOAUTH2" if self.auth == "xoauth2" else ""
+        return f"{user}{self.host}:{self.port} (tls: {self.tls}{auth})"
 
 
 @dataclass(frozen=True)
@@ -274,13 +278,6 @@ class Campaign:
         """The Reply-To for a language, falling back to the default language; None: no header."""
         return self.reply_to.get(language) or self.reply_to.get(self.default_language)
 
-    def sender_name_for(self, language: str) -> str:
-        """Who sends, by name: the identification's name in the language, else From's name."""
-        if self.identification is not None:
-            return self.identification.name_for(language)
-        name, address = parseaddr(self.sender_for(language))
-        return name or address
-
     def subject_for(self, language: str) -> str:
         """The subject template for a language, falling back to the default language."""
         return self.subject.get(language) or self.subject[self.default_language]
@@ -292,7 +289,7 @@ class Contact:
 
     key: str  # normalised address: the identity in the send log
     email: str  # the address as it is sent
-    row: int  # 1-based data row in its source file
+    row: int  # the spreadsheet's row number: the header is row 1, the first member row 2
     source: str
     language: str
     first_name: str = ""
@@ -312,9 +309,23 @@ class Rejected:
     """An input row that is not sent to, with the one reason why."""
 
     source: str
-    row: int
+    row: int  # as the spreadsheet numbers it (header = row 1)
     email: str
     reason: str
+    name: str = ""  # first and last name as the row has them, to find the row by
+    member_id: str = ""
+
+
+def name_rows(rows: Sequence[tuple[str, int]], total: int, shown: int = 5) -> str:
+    """``members.csv rows 4, 9, 17, ...``: the first rows of a group, to find them by."""
+    parts: list[str] = []
+    for source, row in rows[:shown]:
+        if parts and parts[-1].startswith(f"{source} row"):
+            parts[-1] += f", {row}"
+        else:
+            parts.append(f"{source} row {row}")
+    text = "; ".join(p.replace(" row ", " rows ", 1) if "," in p else p for p in parts)
+    return text + (", ..." if total > shown else "")
 
 
 @dataclass(frozen=True)

@@ -5,12 +5,15 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterable, Mapping
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from .errors import ConfigError
-from .models import Rejected, State
+from .models import Campaign, Rejected, State, reason_label
 
 STATE_ORDER = [s.value for s in State]
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -74,10 +77,103 @@ def write_file(path: Path, data: str | bytes, what: str) -> None:
 
 
 def write_rejects(path: Path, rejected: Iterable[Rejected]) -> int:
-    """Rejected rows as CSV (file, row, address, reason), formula-safe; returns the count."""
+    """Rejected rows as CSV (file, row, member id, name, address, reason), formula-safe.
+
+    The row is the spreadsheet's (header = row 1); returns the count.
+    """
     rows = [
-        {"file": r.source, "row": r.row, "email": r.email, "reason": r.reason} for r in rejected
+        {
+            "file": r.source,
+            "row": r.row,
+            "member_id": r.member_id,
+            "name": r.name,
+            "email": r.email,
+            "reason": r.reason,
+        }
+        for r in rejected
     ]
-    text = export(rows, "csv") if rows else "file,row,email,reason\n"
+    text = export(rows, "csv") if rows else "file,row,member_id,name,email,reason\n"
     write_file(path, text, "--rejects")
     return len(rows)
+
+
+TIME_COLUMNS = ("next_attempt_at", "created_at", "updated_at")
+# What each state means to someone reading the report, not running the tool.
+STATE_WORDS = {
+    "pending": "not sent yet",
+    "sending": "being sent",
+    "sent": "delivered to the relay",
+    "deferred": "to be retried",
+    "failed": "failed",
+    "unknown": "unknown (the run stopped mid-send)",
+    "skipped": "not sent to",
+    "bounced": "bounced",
+    "complained": "marked as spam",
+}
+
+
+def zone_of(name: str) -> tzinfo | None:
+    """The campaign's time zone; None is the machine's own."""
+    return ZoneInfo(name) if name else None
+
+
+def iso_time(seconds: float | None, zone: tzinfo | None) -> str:
+    """A Unix time as ISO 8601 to the second with its offset, in ``zone``; "" for none."""
+    if seconds is None:
+        return ""
+    moment = datetime.fromtimestamp(float(seconds), tz=UTC)
+    return moment.astimezone(zone).isoformat(timespec="seconds")
+
+
+def readable_rows(
+    rows: Iterable[Mapping[str, Any]], zone: tzinfo | None, names: Mapping[str, str]
+) -> Iterator[dict[str, Any]]:
+    """Send-log rows with ISO times and the member's name after the member id."""
+    for row in rows:
+        out: dict[str, Any] = {}
+        for key, value in row.items():
+            out[key] = iso_time(value, zone) if key in TIME_COLUMNS else value
+            if key == "member_id":
+                out["name"] = names.get(str(row.get("key", "")), "")
+        yield out
+
+
+def summary_table(
+    campaign: Campaign, rows: Sequence[Mapping[str, Any]]
+) -> list[tuple[str, str, int]]:
+    """(section, item, members): counts per state, per language, per segment, per reason."""
+    table: list[tuple[str, str, int]] = [("Members", "in the send log", len(rows))]
+    states = Counter(str(r["state"]) for r in rows)
+    order = [*STATE_ORDER, *sorted(set(states) - set(STATE_ORDER))]
+    table += [("State", STATE_WORDS.get(s, s), states[s]) for s in order if states[s]]
+    planned = [r for r in rows if r["state"] != State.SKIPPED]
+    languages = Counter(str(r.get("language") or "?") for r in planned)
+    table += [("Language", lang, n) for lang, n in sorted(languages.items())]
+    outside = sum(1 for r in rows if str(r.get("reason", "")).startswith("outside segment"))
+    table.append(("Segment", campaign.contacts.segment_name, len(planned)))
+    if outside:
+        table.append(("Segment", "outside the segment", outside))
+    reasons = Counter(
+        reason_label(str(r.get("reason", ""))) for r in rows if r["state"] == State.SKIPPED
+    )
+    table += [("Not sent to, because", why, n) for why, n in sorted(reasons.items())]
+    return table
+
+
+def summary_text(
+    campaign: Campaign, rows: Sequence[Mapping[str, Any]], zone: tzinfo | None
+) -> str:
+    """The summary a union executive reads: plain words, one count per line."""
+    now = datetime.now(UTC).astimezone(zone).isoformat(timespec="seconds")
+    lines = [f"Campaign {campaign.name} ({campaign.purpose}), report of {now}"]
+    section = ""
+    for part, item, count in summary_table(campaign, rows):
+        if part != section:
+            section = part
+            lines.append(f"{part}:")
+        lines.append(f"  {item:<40} {count:>8,}")
+    sent = [r["updated_at"] for r in rows if r["state"] == State.SENT and r.get("updated_at")]
+    if sent:
+        first, last = iso_time(min(sent), zone), iso_time(max(sent), zone)
+        lines.append(f"First delivered {first}, last {last}")
+    return "\n".join(lines) + "\n"

@@ -1,13 +1,15 @@
-"""The split DATA step against a real aiosmtpd server: each side of the final dot reads right."""
+"""The lock-step transaction against a real aiosmtpd server: each side of the final dot reads right.
+
+aiosmtpd does not advertise PIPELINING, so these run MAIL, RCPT, DATA one reply at a time.
+"""
 
 from __future__ import annotations
 
 import asyncio
 
-import aiosmtplib
-import pytest
-
-from harkat_mail.delivery.smtpdata import DotSent, dot_stuff, send_data
+from harkat_mail.delivery.session import Session
+from harkat_mail.delivery.smtpdata import dot_stuff
+from harkat_mail.models import DeliveryResult, Outcome, OutgoingMessage, SmtpConfig
 
 MESSAGE = (
     b"Subject: dots\r\nMessage-ID: <d@example.org>\r\n\r\n"
@@ -15,16 +17,22 @@ MESSAGE = (
 )
 
 
-async def _transaction(port: int, recipient: str) -> aiosmtplib.SMTPResponse:
-    client = aiosmtplib.SMTP(hostname="127.0.0.1", port=port, timeout=5, start_tls=False)
-    await client.connect()
+async def _send(port: int, recipient: str) -> DeliveryResult:
+    config = SmtpConfig(local=False, host="127.0.0.1", port=port, tls="none", timeout=5)
+    session = Session(config, None)
+    message = OutgoingMessage("k", "sender@example.org", recipient, "<d@example.org>", MESSAGE)
+
+    async def sending(_: OutgoingMessage) -> None:
+        pass
+
     try:
-        await client.ehlo()
-        await client.mail("sender@example.org")
-        await client.rcpt(recipient)
-        return await send_data(client, MESSAGE, timeout=5)
+        return await session.send(message, sending)
     finally:
-        client.close()
+        await session.drop(polite=True)
+
+
+def _transaction(port: int, recipient: str) -> DeliveryResult:
+    return asyncio.run(_send(port, recipient))
 
 
 def test_dot_stuffing_ends_in_crlf_and_doubles_leading_dots() -> None:
@@ -36,39 +44,35 @@ def test_dot_stuffing_ends_in_crlf_and_doubles_leading_dots() -> None:
 def test_accepted_message_arrives_byte_for_byte(smtp_server) -> None:
     """A 250 after the dot is returned, and the relay holds exactly the bytes given."""
     server, handler = smtp_server()
-    response = asyncio.run(_transaction(server.port, "ok@example.org"))
-    assert response.code == 250
+    result = _transaction(server.port, "ok@example.org")
+    assert (result.outcome, result.code) == (Outcome.SENT, 250)
     (delivered,) = handler.messages
     assert delivered.data.replace(b"\r\n", b"\n") == MESSAGE.replace(b"\r\n", b"\n") + b"\n"
 
 
 def test_refusal_after_the_dot_carries_the_relays_code(smtp_server) -> None:
-    """A 554 after the dot raises SMTPDataError with 554, not a lost connection."""
+    """A 554 after the dot is a failure with the relay's 554, not a lost connection."""
     server, _ = smtp_server(bad=("data", "554 5.7.1 content rejected"))
-    with pytest.raises(aiosmtplib.SMTPDataError) as raised:
-        asyncio.run(_transaction(server.port, "bad@example.org"))
-    assert raised.value.code == 554
+    result = _transaction(server.port, "bad@example.org")
+    assert (result.outcome, result.code) == (Outcome.FAILED, 554)
 
 
 def test_refusal_of_the_data_command_is_before_the_dot(smtp_server) -> None:
-    """A 451 to DATA itself is the relay's code, and nothing arrives."""
+    """A 451 to DATA itself is a deferral with the relay's code, and nothing arrives."""
     server, handler = smtp_server(busy=("data-cmd", "451 4.3.0 try later"))
-    with pytest.raises(aiosmtplib.SMTPDataError) as raised:
-        asyncio.run(_transaction(server.port, "busy@example.org"))
-    assert raised.value.code == 451 and handler.messages == []
+    result = _transaction(server.port, "busy@example.org")
+    assert (result.outcome, result.code) == (Outcome.DEFERRED, 451) and handler.messages == []
 
 
 def test_connection_closed_at_the_data_command_is_not_after_the_dot(smtp_server) -> None:
-    """A relay that hangs up on DATA raises a disconnect, never DotSent (nothing can have arrived)."""
+    """A relay that hangs up on DATA gives deferred, never unknown (nothing can have arrived)."""
     server, handler = smtp_server(gone=("data-cmd", "drop"))
-    with pytest.raises(aiosmtplib.SMTPException) as raised:
-        asyncio.run(_transaction(server.port, "gone@example.org"))
-    assert not isinstance(raised.value, DotSent) and handler.messages == []
+    result = _transaction(server.port, "gone@example.org")
+    assert result.outcome is Outcome.DEFERRED and handler.messages == []
 
 
 def test_silence_after_the_dot_is_dot_sent(smtp_server) -> None:
-    """A relay that keeps the message and hangs up before replying raises DotSent."""
+    """A relay that keeps the message and hangs up before replying gives unknown."""
     server, handler = smtp_server(lost=("data", "drop-after-dot"))
-    with pytest.raises(DotSent):
-        asyncio.run(_transaction(server.port, "lost@example.org"))
-    assert len(handler.messages) == 1
+    result = _transaction(server.port, "lost@example.org")
+    assert result.outcome is Outcome.UNKNOWN and len(handler.messages) == 1

@@ -1,9 +1,8 @@
-"""``timezone:`` and ``window:``: when a campaign's messages may start, in its own local time."""
+"""``window:``: when a campaign's messages may start, in its own local time (``timezone:``)."""
 
 from __future__ import annotations
 
 import re
-import zoneinfo
 
 from ..models import SendWindow
 from .yamldoc import Reader
@@ -11,24 +10,6 @@ from .yamldoc import Reader
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _HOURS = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$")
 WINDOW_EXAMPLE = 'e.g. window: {days: mon-fri, hours: "07:00-20:00"}'
-
-
-def timezone(r: Reader, value: object) -> str:
-    """An IANA zone name (America/Toronto); "" means the machine's own zone."""
-    if value is None:
-        return ""
-    name = r.text(value, ("timezone",)).strip()
-    if not name:
-        return ""
-    try:
-        zoneinfo.ZoneInfo(name)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        raise r.doc.error(
-            ("timezone",),
-            f"unknown time zone {name!r}: the time zone that --at, the sending window and "
-            "report times are read in, as an IANA name, e.g. timezone: America/Toronto",
-        ) from None
-    return name
 
 
 def _days(r: Reader, value: object) -> tuple[frozenset[int], str]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shlex
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from ..errors import ConfigError
@@ -20,6 +22,9 @@ _SMTP_KEYS = {
     "connections",
     "rate",
     "timeout",
+    "auth",
+    "token_env",
+    "token_command",
 }
 
 
@@ -57,8 +62,13 @@ def _relay(r: Reader, value: object, at: tuple[str, ...], pool: bool) -> SmtpCon
     password_env = spec.get("password_env")
     if "password" in spec:
         raise r.doc.error((*at, "password"), "never write a password here; use password_env")
+    auth = r.choice(spec.get("auth", "password"), (*at, "auth"), ("password", "xoauth2"))
+    token_env, token_command = _token_source(r, spec, auth, at)
     return SmtpConfig(
         local=False,
+        auth="xoauth2" if auth == "xoauth2" else "password",
+        token_env=token_env,
+        token_command=token_command,
         host=r.text(spec["host"], (*at, "host")),
         port=r.integer(spec.get("port", default_port), (*at, "port"), 1, 65535),
         tls="tls" if tls == "tls" else "none" if tls == "none" else "starttls",
@@ -76,6 +86,38 @@ def _relay(r: Reader, value: object, at: tuple[str, ...], pool: bool) -> SmtpCon
         timeout=r.number(spec.get("timeout", 30), (*at, "timeout")),
         weight=r.number(spec.get("weight", 1), (*at, "weight")),
     )
+
+
+def _token_source(
+    r: Reader, spec: dict[str, Any], auth: str, at: tuple[str, ...]
+) -> tuple[str | None, tuple[str, ...]]:
+    """``token_env`` or ``token_command`` (an argv list; a string is split, never a shell)."""
+    if auth != "xoauth2":
+        for key in ("token_env", "token_command"):
+            if key in spec:
+                raise r.doc.error((*at, key), "only used with auth: xoauth2")
+        return None, ()
+    if "password_env" in spec:
+        raise r.doc.error((*at, "password_env"), "auth: xoauth2 uses token_env or token_command")
+    if "username" not in spec:
+        raise r.doc.error((*at, "auth"), "xoauth2 needs username (the mailbox address)")
+    if ("token_env" in spec) == ("token_command" in spec):
+        raise r.doc.error(
+            (*at, "auth"), "xoauth2 needs exactly one of token_env or token_command"
+        )
+    if "token_env" in spec:
+        return r.text(spec["token_env"], (*at, "token_env")), ()
+    at = (*at, "token_command")
+    raw = spec["token_command"]
+    if isinstance(raw, str):
+        argv = shlex.split(raw)
+    elif isinstance(raw, list):
+        argv = [r.text(word, at) for word in raw]
+    else:
+        raise r.doc.error(at, "expected a command: a list like [program, argument, ...]")
+    if not argv or not argv[0]:
+        raise r.doc.error(at, "is empty; name the program that prints the access token")
+    return None, tuple(argv)
 
 
 def parse_smtp_url(url: str) -> SmtpConfig:

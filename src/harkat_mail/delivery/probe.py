@@ -100,7 +100,7 @@ async def probe(config: SmtpConfig) -> RelayOffer:
             size=int(size_text) if size_text.isdigit() and int(size_text) > 0 else None,
             auth=tuple(m.upper() for m in client.server_auth_methods),
             tls=tls,
-            authenticated=session.password is not None,
+            authenticated=session.password is not None or config.auth == "xoauth2",
         )
     finally:
         await session.drop(polite=True)

@@ -15,6 +15,7 @@ from jinja2.sandbox import SandboxedEnvironment
 from ..errors import RenderError
 from ..models import Campaign, Contact, RenderedContent, RenderedLetter
 from .bilingual import TEXT_DIVIDER, combine_documents, notice_text
+from .fields import default_filter
 from .inline import (
     JINJA_RE,
     Unsupported,
@@ -47,11 +48,13 @@ _T = TypeVar("_T")
 
 
 def _environment(folder: Path, autoescape: bool) -> SandboxedEnvironment:
-    return SandboxedEnvironment(
+    env = SandboxedEnvironment(
         loader=jinja2.FileSystemLoader(str(folder)),
         undefined=jinja2.StrictUndefined,
         autoescape=autoescape,
     )
+    env.filters["default"] = env.filters["d"] = default_filter  # empty cells too
+    return env
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ import logging
 import socket
 import threading
 from collections.abc import Iterable, Mapping
+from email.utils import parseaddr
 from pathlib import Path
 
 from aiohttp import web
@@ -70,6 +71,14 @@ BAD_TOKEN = (
 Names = Mapping[str, Mapping[str, str]]  # list id -> language ("*": any) -> the union's name
 
 
+def sender_name(campaign: Campaign, language: str) -> str:
+    """Who sends, by name: the identification's name in the language, else From's name."""
+    if campaign.identification is not None:
+        return campaign.identification.name_for(language)
+    name, address = parseaddr(campaign.sender_for(language))
+    return name or address
+
+
 def union_names(campaigns: Iterable[Campaign]) -> dict[str, dict[str, str]]:
     """Who sends each list, by language, as its unsubscribe page names it."""
     names: dict[str, dict[str, str]] = {}
@@ -77,8 +86,8 @@ def union_names(campaigns: Iterable[Campaign]) -> dict[str, dict[str, str]]:
         languages = {*_TEXT, *campaign.sender, campaign.default_language}
         if campaign.identification is not None:
             languages |= set(campaign.identification.name) - {"*"}
-        by_language = {lang: campaign.sender_name_for(lang) for lang in sorted(languages)}
-        by_language["*"] = campaign.sender_name_for(campaign.default_language)
+        by_language = {lang: sender_name(campaign, lang) for lang in sorted(languages)}
+        by_language["*"] = sender_name(campaign, campaign.default_language)
         names.setdefault(campaign.list_id, by_language)
     return names
 
