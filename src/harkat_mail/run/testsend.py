@@ -39,7 +39,8 @@ def find_member(prepared: Prepared, member: str, option: str = "--as") -> Contac
         if found is not None:
             return found
     for rejected in prepared.contacts.rejected:
-        if rejected.email.strip().lower() == wanted.lower() or wanted == str(rejected.row):
+        names = (rejected.email.strip().lower(), rejected.member_id.lower(), str(rejected.row))
+        if wanted.lower() in names:
             raise ConfigError(
                 f"{option} {member}: {rejected.source} row {rejected.row} is not sent to "
                 f"({rejected.reason}); pick a member who gets the message"
