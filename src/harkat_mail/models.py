@@ -6,6 +6,7 @@ import enum
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
@@ -177,6 +178,21 @@ class DkimConfig:
 
 
 @dataclass(frozen=True)
+class SendWindow:
+    """When messages may start: weekdays (0 = Monday) and a daily span of local time."""
+
+    days: frozenset[int]
+    start: int  # minutes after midnight, inclusive
+    end: int  # minutes after midnight, exclusive (1440: until midnight); start < end
+    label: str  # as the YAML wrote it, for messages: "mon-fri 07:00-20:00"
+
+    def contains(self, moment: datetime) -> bool:
+        """True when ``moment`` (local time) is inside the window."""
+        minute = moment.hour * 60 + moment.minute
+        return moment.weekday() in self.days and self.start <= minute < self.end
+
+
+@dataclass(frozen=True)
 class BounceConfig:
     """Where bounces go and how they are read back (``bounces:`` in the YAML)."""
 
@@ -239,7 +255,7 @@ class Campaign:
     source: Path
     name: str
     sender: Mapping[str, str]  # language -> "Name <addr>"
-    reply_to: str | None
+    reply_to: Mapping[str, str]  # language -> "Name <addr>"; empty: no Reply-To
     subject: Mapping[str, str]  # language -> Jinja source of the subject
     template: Path
     contacts: ListConfig
@@ -259,6 +275,7 @@ class Campaign:
     dkim: DkimConfig | None = None
     lease: float = 60.0  # seconds a silent run keeps its claimed rows before others take over
     timezone: str = ""  # IANA name for the times reports show; "" = the machine's zone
+    window: SendWindow | None = None  # when messages may start; a long run pauses outside it
     bounces: BounceConfig | None = None  # envelope sender and bounce mailbox; None: From
     letter: LetterConfig | None = None  # the letter members can send (``letter_mailto``)
     relays: tuple[SmtpConfig, ...] = ()  # a pool (``smtp:`` as a list); ``smtp`` is its first
@@ -271,6 +288,10 @@ class Campaign:
     def sender_for(self, language: str) -> str:
         """The From header for a language, falling back to the default language."""
         return self.sender.get(language) or self.sender[self.default_language]
+
+    def reply_to_for(self, language: str) -> str | None:
+        """The Reply-To for a language, falling back to the default language; None: no header."""
+        return self.reply_to.get(language) or self.reply_to.get(self.default_language)
 
     def subject_for(self, language: str) -> str:
         """The subject template for a language, falling back to the default language."""
@@ -425,6 +446,7 @@ class RunSummary:
     stopped_because: str = ""  # why the run ended before its list did (cap, relay down)
     lost: int = 0  # not sent or not recorded: another run holds those members now
     next_retry_at: float | None = None  # when the earliest member left deferred is due
+    left: int | None = None  # dry run: members the send log says are still to send (None: no log)
 
     @property
     def rate(self) -> float:

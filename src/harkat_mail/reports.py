@@ -1,48 +1,22 @@
-"""Status summaries, recipient exports and dry-run preview files."""
+"""Status summaries, recipient exports and the files a user asks for (rejects)."""
 
 from __future__ import annotations
 
 import csv
-import html
 import io
 import json
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
-from email import message_from_bytes, policy
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from .errors import ConfigError
-from .models import (
-    Campaign,
-    Contact,
-    ContactList,
-    Rejected,
-    RenderedContent,
-    RenderedLetter,
-    State,
-    reason_label,
-)
+from .models import Campaign, Rejected, State, reason_label
 
 STATE_ORDER = [s.value for s in State]
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
-@dataclass
-class Preview:
-    """One segment x language variant: its first recipient as rendered and sent, its count."""
-
-    language: str
-    segment: str
-    contact: Contact
-    content: RenderedContent
-    data: bytes
-    warnings: list[str] = field(default_factory=list)
-    count: int = 0
-    letter: RenderedLetter | None = None  # the letter this member's button opens
 
 
 def status_lines(
@@ -203,109 +177,3 @@ def summary_text(
         first, last = iso_time(min(sent), zone), iso_time(max(sent), zone)
         lines.append(f"First delivered {first}, last {last}")
     return "\n".join(lines) + "\n"
-
-
-def _headers(data: bytes) -> list[tuple[str, str]]:
-    msg = message_from_bytes(data, policy=policy.default)
-    return [(k, str(v)) for k, v in msg.items()]
-
-
-def _section(preview: Preview) -> str:
-    e = html.escape
-    lang = e(preview.language)
-    header_rows = "".join(
-        f"<tr><th>{e(k)}</th><td>{e(v)}</td></tr>" for k, v in _headers(preview.data)
-    )
-    warnings = "".join(f"<li>{e(w)}</li>" for w in preview.warnings) or '<li class="ok">none</li>'
-    return f"""<section id="{lang}" class="variant">
-<h2>{e(preview.segment)} / {lang}: {preview.count} recipients</h2>
-<p class="subject"><strong>Subject:</strong> {e(preview.content.subject)}</p>
-<p>Shown for {e(preview.contact.email)}. <a href="{lang}.html">HTML</a> ·
-<a href="{lang}.eml">.eml</a></p>
-<h3>Warnings</h3><ul class="warnings">{warnings}</ul>
-<details><summary>Headers</summary><table class="headers">{header_rows}</table></details>
-<div class="frames">
-<figure><figcaption>Desktop (680 px)</figcaption>
-<iframe title="{lang} desktop" src="{lang}.html" width="680" height="900"></iframe></figure>
-<figure><figcaption>Phone (375 px)</figcaption>
-<iframe title="{lang} phone" src="{lang}.html" width="375" height="900"></iframe></figure>
-</div>
-<h3>Plain text</h3><pre>{e(preview.content.text)}</pre>
-{letter_block(preview.letter, preview.language)}
-</section>"""
-
-
-def letter_block(letter: RenderedLetter | None, language: str) -> str:
-    """The letter a variant's ``letter_mailto`` button opens: addresses, subject, text, size."""
-    if letter is None:
-        return ""
-    e = html.escape
-    cc = f"<br><strong>Cc:</strong> {e(', '.join(letter.cc))}" if letter.cc else ""
-    shortened = (
-        f"<p>Longer than the link allows, so shortened at a paragraph; the full text "
-        f"(publish it at <code>letter.full_url</code>):</p><pre>{e(letter.full_body)}</pre>"
-        if letter.shortened
-        else ""
-    )
-    return f"""<div class="letter" id="letter-{e(language)}">
-<h3>Letter</h3>
-<p><strong>To:</strong> {e(letter.to)}{cc}<br><strong>Subject:</strong> {e(letter.subject)}<br>
-The link is {len(letter.mailto):,} characters. <a href="{e(letter.mailto)}">Open it</a></p>
-<pre>{e(letter.body)}</pre>
-{shortened}</div>"""
-
-
-def _purpose_note(campaign: Campaign) -> str:
-    checked = "sender name, mailing address, contact and a working unsubscribe link"
-    if campaign.purpose == "commercial":
-        return (
-            f"CASL: only members with a consent basis are included; every variant shows the "
-            f"{checked} (checked before this preview was written)."
-        )
-    return f"No consent basis needed; variants missing the {checked} are warned below."
-
-
-def write_previews(
-    folder: Path, campaign: Campaign, previews: Iterable[Preview], contacts: ContactList
-) -> Path:
-    """``<lang>.eml`` and ``<lang>.html`` per variant and an ``index.html`` over them."""
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ConfigError(f"previews {folder}: cannot create ({exc.strerror or exc})") from None
-    e = html.escape
-    ordered = sorted(previews, key=lambda p: (p.segment, p.language))
-    for preview in ordered:
-        write_file(folder / f"{preview.language}.eml", preview.data, "preview")
-        write_file(folder / f"{preview.language}.html", preview.content.html, "preview")
-    count_rows = "".join(
-        f"<tr><td>{e(p.segment)}</td><td>{e(p.language)}</td><td>{p.count}</td>"
-        f"<td>{len(p.warnings)}</td></tr>"
-        for p in ordered
-    )
-    reasons = Counter(reason_label(r.reason) for r in contacts.rejected)
-    reject_rows = "".join(
-        f"<tr><td>{e(k)}</td><td>{n}</td></tr>" for k, n in sorted(reasons.items())
-    )
-    page = f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>Preview: {e(campaign.name)}</title>
-<style>body{{font-family:sans-serif;margin:2em;color:#222;background:#fff}}
-table{{border-collapse:collapse}}
-td,th{{border:1px solid #ccc;padding:4px 8px;text-align:left;vertical-align:top}}
-.frames{{display:flex;gap:16px;align-items:flex-start;flex-wrap:wrap}}
-iframe{{border:1px solid #999}}figure{{margin:0}}
-.warnings li{{color:#8a1c00}}.warnings li.ok{{color:#2f6f3e}}
-pre{{background:#f6f6f6;padding:1em;white-space:pre-wrap}}</style></head>
-<body><h1>Preview: {e(campaign.name)}</h1>
-<p>{len(contacts.contacts)} recipients from {contacts.rows_read} rows read; nothing was sent.</p>
-<p>Purpose: {e(campaign.purpose)}. {_purpose_note(campaign)}</p>
-<h2>Recipients by segment and language</h2>
-<table><tr><th>segment</th><th>language</th><th>recipients</th><th>warnings</th></tr>
-{count_rows}</table>
-<h2>Rows not sent to</h2><table><tr><th>reason</th><th>rows</th></tr>{reject_rows}</table>
-{"".join(_section(p) for p in ordered)}
-</body></html>
-"""
-    index = folder / "index.html"
-    write_file(index, page, "preview")
-    return index

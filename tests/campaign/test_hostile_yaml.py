@@ -51,10 +51,10 @@ def test_alias_to_a_plain_value_still_works(project: Path) -> None:
     edit(project, "  contact: solidarity@", "  contact: &solidarity solidarity@")
     edit(
         project,
-        'reply_to: "CUPW Solidarity <solidarity@cupw.example.org>"',
+        'reply_to:\n  en: "CUPW Solidarity <solidarity@cupw.example.org>"\n  fr: "STTP Solidarité <solidarite@cupw.example.org>"',
         "reply_to: *solidarity",
     )
-    assert load_campaign(project).reply_to == "solidarity@cupw.example.org"
+    assert dict(load_campaign(project).reply_to) == {"en": "solidarity@cupw.example.org"}
 
 
 @pytest.mark.parametrize(

@@ -20,6 +20,7 @@ from ..models import (
     UnsubscribeConfig,
     send_log_kind,
 )
+from . import schedule
 from .bounces import bounce_config
 from .guidance import suggest
 from .headers import dns_name, https_url
@@ -53,6 +54,7 @@ _TOP_KEYS = {
     "dkim",
     "lease",
     "timezone",
+    "window",
     "bounces",
     "letter",
 }
@@ -280,7 +282,12 @@ def load_campaign(path: str | Path) -> Campaign:
     segments = r.map(top.get("segments", {}), ("segments",), None)
     variables = r.map(top.get("vars", {}), ("vars",), None)
     purpose = _purpose(r, top)
-    reply_to = r.address(top["reply_to"], ("reply_to",)) if "reply_to" in top else None
+    # A string for every language, or a map per language (a language left out falls back).
+    reply_to: dict[str, str] = {}
+    if "reply_to" in top:
+        reply_to = r.per_language(top["reply_to"], ("reply_to",), "address")
+    if "*" in reply_to:
+        reply_to[default_language] = reply_to.pop("*")
     list_id = _list_id(r, top, name, senders[default_language])
     retry_spec = r.map(
         top.get("retry", {}), ("retry",), {"attempts", "delays", "throttle_attempts", "max_age"}
@@ -332,6 +339,7 @@ def load_campaign(path: str | Path) -> Campaign:
         dkim=_dkim(r, top.get("dkim")),
         lease=_lease(r, top.get("lease", 60)),
         timezone=_timezone(r, top.get("timezone")),
+        window=schedule.window(r, top.get("window")),
         bounces=bounce_config(r, top.get("bounces")),
         letter=letter_config(r, top.get("letter"), template, variables),
         relays=relays if len(relays) > 1 or isinstance(top.get("smtp"), list) else (),
