@@ -62,6 +62,7 @@ class RecordingHandler:
     throttle_first: int = 0
     max_rate: float | None = None
     max_sessions: int | None = None
+    refuse_reconnects: int = 0  # sessions after the first greeted with a 421, this many times
     open_sessions: int = 0
     accepted_at: deque[float] = field(default_factory=deque)
     rcpt_log: list[str] = field(default_factory=list)  # every RCPT, in order
@@ -167,6 +168,9 @@ class CountingSMTP(SMTPServer):
             handler.connections += 1
             handler.open_sessions += 1
             full = handler.max_sessions is not None and handler.open_sessions > handler.max_sessions
+            if handler.connections > 1 and handler.refuse_reconnects > 0:
+                handler.refuse_reconnects -= 1
+                full = True
         self.rejected = full
         if full:
             assert isinstance(transport, asyncio.WriteTransport)

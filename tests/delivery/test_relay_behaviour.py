@@ -127,6 +127,17 @@ def test_a_session_limit_below_connections_is_learned(smtp_server) -> None:
     assert out.stopped == ""
 
 
+def test_a_refused_reconnect_after_deliveries_is_tried_again(smtp_server) -> None:
+    """The relay closes a session, then turns the next one away once: the run goes on."""
+    server, handler = smtp_server(closing=("rcpt", "421 4.3.2 closing this session", 1))
+    handler.refuse_reconnects = 1
+    names = ["a", "closing", "b", "c"]
+    out = _deliver(server.port, names, connections=1, policy=QUICK)
+    assert all(out.final()[n] == (Outcome.SENT, 250) for n in names)
+    assert all(handler.copies(f"{n}@example.org") == 1 for n in names)
+    assert handler.connections == 3  # the first, the one turned away, the one that worked
+
+
 def test_read_timeouts_trip_the_breaker(smtp_server) -> None:
     """20 members whose RCPT never gets an answer: the run stops after a few, not after all."""
     names = [f"m{i}" for i in range(20)]

@@ -25,11 +25,12 @@ from ..models import (
     SmtpConfig,
     Tries,
 )
-from .ratelimit import Budget, CapReached, RateLimiter
+from .ratelimit import Budget, CapReached, RateLimiter, nap
 from .replies import Kind, classify_reply, connect_failure, hint, is_timeout
 from .session import Session, password_for
 
 IN_RUN_RETRY = 900.0  # seconds: a retry due later than this is left to a later run
+RECONNECTS = 3  # refused sessions in a row, after deliveries, before the relay counts as down
 TIMEOUT_BREAKER = 5  # timeouts in a row (no reply in between) that stop the run
 THROTTLE_BREAKER = 60.0  # seconds of throttling replies, nothing accepted, that stop the run
 SESSION_ERRORS = (aiosmtplib.SMTPException, OSError, TimeoutError)
@@ -61,6 +62,7 @@ class _Run:
     done: asyncio.Event = field(default_factory=asyncio.Event)
     retries: set[asyncio.TimerHandle] = field(default_factory=set)
     opening: int = 0
+    reconnects: int = 0  # sessions refused in a row after the relay had taken messages
     retired: int = 0
     timeouts: int = 0
     throttles: int = 0
@@ -216,6 +218,7 @@ async def deliver(
             await refused(session, exc, message, slot)
             return False
         run.opening -= 1
+        run.reconnects = 0
         return True
 
     async def refused(
@@ -229,8 +232,14 @@ async def deliver(
         # Sessions still opening decide whether this is a limit or an outage.
         while run.opening > 0 and run.open_sessions() == 0 and not stop.is_set():
             await asyncio.sleep(0.01)
-        run.queue.put_nowait((message, slot))
         kind, cause = connect_failure(exc)
+        if kind is Kind.THROTTLE and run.sent and run.reconnects < RECONNECTS:
+            # It took messages a moment ago: a busy relay is worth a few more tries (1, 2, 4 s).
+            run.reconnects += 1
+            await nap(min(config.timeout, 2.0 ** (run.reconnects - 1)), stop)
+            run.queue.put_nowait((message, slot))
+            return
+        run.queue.put_nowait((message, slot))
         if run.open_sessions() > 0 and kind is Kind.THROTTLE:
             run.retired += 1
             if run.retired == 1:
