@@ -33,6 +33,7 @@ IN_RUN_RETRY = 900.0  # seconds: a retry due later than this is left to a later 
 RECONNECTS = 3  # refused sessions in a row, after deliveries, before the relay counts as down
 TIMEOUT_BREAKER = 5  # timeouts in a row (no reply in between) that stop the run
 THROTTLE_BREAKER = 60.0  # seconds of throttling replies, nothing accepted, that stop the run
+IN_FLIGHT = 2  # sends overlapped on a session whose relay advertises PIPELINING
 SESSION_ERRORS = (aiosmtplib.SMTPException, OSError, TimeoutError)
 
 Item = tuple[OutgoingMessage, bool]  # the message, and whether it holds an in-flight slot
@@ -271,38 +272,75 @@ async def deliver(
             if close is not None:  # stopped early: let the source release its render workers
                 await close()
 
+    async def one(
+        session: Session, opening: asyncio.Lock, room: asyncio.Event, item: Item
+    ) -> None:
+        """One message through the worker's session: wait for the rate, connect, send, settle."""
+        message, slot = item
+        if stop.is_set() or not await limiter.wait():
+            run.finish(slot)  # not started: it stays as it was in the log
+            return
+        async with opening:  # one connect per session at a time
+            connected = await connect(session, message, slot)
+        if not connected:
+            return
+        room.set()  # the session is open: its offer says how many sends may overlap
+        try:
+            result = await session.send(message, hooks.sending, hooks.may_send)
+        except SESSION_ERRORS as exc:  # it closed before this transaction began
+            await refused(session, exc, message, slot)
+            return
+        settle(message, slot, result)
+
     async def worker() -> None:
+        """Up to ``IN_FLIGHT`` sends on the worker's session when the relay pipelines, else one."""
         session = Session(config, password)
         run.sessions.append(session)
+        opening = asyncio.Lock()
+        room = asyncio.Event()  # set when a send ends or the session opens
+        sends: set[asyncio.Task[None]] = set()
+        busy = 0  # sends begun and not ended
+        retire = False
+
+        def depth() -> int:
+            return IN_FLIGHT if _is_open(session) and session.offer.pipelining else 1
+
+        async def guarded(item: Item) -> None:
+            nonlocal retire, busy
+            slot = item[1]
+            try:
+                await one(session, opening, room, item)
+            except _Retire:
+                retire = True
+            except CapReached as exc:
+                halt(str(exc))
+                run.finish(slot)
+            except Exception as exc:  # the budget or a hook failed (the send log, say):
+                # stop taking messages, let the others finish, and raise it at the end.
+                # The message was not sent: its row is left as it was.
+                run.failure = run.failure or exc
+                stop.set()
+                run.finish(slot)
+            finally:
+                busy -= 1
+                room.set()
+
         try:
-            while True:
+            while not retire:
+                while not retire and busy >= depth():
+                    room.clear()
+                    await room.wait()
+                if retire:
+                    break
                 item = await run.queue.get()
                 if item is None:
-                    return
-                message, slot = item
-                try:
-                    if stop.is_set() or not await limiter.wait():
-                        run.finish(slot)  # not started: it stays as it was in the log
-                        continue
-                    if not await connect(session, message, slot):
-                        continue
-                    try:
-                        result = await session.send(message, hooks.sending, hooks.may_send)
-                    except SESSION_ERRORS as exc:  # it closed before this transaction began
-                        await refused(session, exc, message, slot)
-                        continue
-                    settle(message, slot, result)
-                except _Retire:
-                    return
-                except CapReached as exc:
-                    halt(str(exc))
-                    run.finish(slot)
-                except Exception as exc:  # the budget or a hook failed (the send log, say):
-                    # stop taking messages, let the others finish, and raise it at the end.
-                    # The message was not sent: its row is left as it was.
-                    run.failure = run.failure or exc
-                    stop.set()
-                    run.finish(slot)
+                    break
+                busy += 1
+                task = asyncio.create_task(guarded(item))
+                sends.add(task)
+                task.add_done_callback(sends.discard)
+            if sends:
+                await asyncio.gather(*sends)
         finally:
             await session.drop(polite=True)
 
