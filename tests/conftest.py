@@ -213,6 +213,11 @@ class CountingSMTP(SMTPServer):
                 raw.shutdown(socket.SHUT_RDWR)
             self.transport.close()
             return
+        if action == "354-close":  # the 354 written and flushed, then the connection closed
+            await self.push("354 End data with <CR><LF>.<CR><LF>")
+            assert self.transport is not None
+            self.transport.close()
+            return
         if action:
             await self.push(action)
             return

@@ -115,6 +115,32 @@ def test_close_right_after_354_is_deferred_not_unknown() -> None:
     assert sorted(json.loads(delivered)) == sorted(f"{n}@example.org" for n in names)
 
 
+def test_close_just_after_354_is_deferred_once_the_relay_has_done_it() -> None:
+    """A relay that flushes its 354 then closes: at most one member per session is unknown
+    (the close may reach us after the dot); every other is deferred, retried, delivered once."""
+    names = [f"m{i}" for i in range(20)]
+    rules = {f"{n}@": ("data-cmd", "354-close", 1) for n in names}
+    relay = subprocess.Popen(
+        [sys.executable, "-m", "tests.delivery.relay_process", json.dumps(rules)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "src")])},
+        text=True,
+    )
+    try:
+        assert relay.stdout is not None
+        port = int(relay.stdout.readline())
+        out = _deliver(port, names, connections=2, policy=QUICK)
+    finally:
+        delivered, _ = relay.communicate("", timeout=30)
+    unknown = [n for n in names if out.history(n) == [Outcome.UNKNOWN]]
+    assert len(unknown) <= 2, out.results
+    rest = [n for n in names if n not in unknown]
+    assert all(out.history(n) == [Outcome.DEFERRED, Outcome.SENT] for n in rest), out.results
+    assert sorted(json.loads(delivered)) == sorted(f"{n}@example.org" for n in rest)
+
+
 def test_a_session_limit_below_connections_is_learned(smtp_server) -> None:
     """The relay allows 2 sessions, the campaign asks for 4: it carries on with 2, saying so once."""
     server, handler = smtp_server()

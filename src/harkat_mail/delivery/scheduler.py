@@ -28,6 +28,7 @@ from ..models import (
 from .ratelimit import Budget, CapReached, RateLimiter, nap
 from .replies import Kind, classify_reply, connect_failure, hint, is_timeout
 from .session import Session, password_for
+from .wire import Caution
 
 IN_RUN_RETRY = 900.0  # seconds: a retry due later than this is left to a later run
 RECONNECTS = 3  # refused sessions in a row, after deliveries, before the relay counts as down
@@ -72,6 +73,7 @@ class _Run:
     stop_reason: str = ""
     unavailable: RelayUnavailable | None = None
     failure: BaseException | None = None  # a hook or the budget failed: raised at the end
+    caution: Caution = field(default_factory=Caution)
 
     def open_sessions(self) -> int:
         return sum(1 for s in self.sessions if _is_open(s))
@@ -234,14 +236,8 @@ async def deliver(
         while run.opening > 0 and run.open_sessions() == 0 and not stop.is_set():
             await asyncio.sleep(0.01)
         kind, cause = connect_failure(exc)
-        if kind is Kind.THROTTLE and run.sent and run.reconnects < RECONNECTS:
-            # It took messages a moment ago: a busy relay is worth a few more tries (1, 2, 4 s).
-            run.reconnects += 1
-            await nap(min(config.timeout, 2.0 ** (run.reconnects - 1)), stop)
+        if run.open_sessions() > 0 and kind is Kind.THROTTLE:  # a session limit: learn it
             run.queue.put_nowait((message, slot))
-            return
-        run.queue.put_nowait((message, slot))
-        if run.open_sessions() > 0 and kind is Kind.THROTTLE:
             run.retired += 1
             if run.retired == 1:
                 hooks.notice(
@@ -249,6 +245,14 @@ async def deliver(
                     f"{run.open_sessions()} already open"
                 )
             raise _Retire
+        if kind is Kind.THROTTLE and run.sent and run.reconnects < RECONNECTS:
+            # None open, but it took messages a moment ago: a busy relay is worth a few more
+            # tries (1, 2, 4 s) before it counts as down.
+            run.reconnects += 1
+            await nap(min(config.timeout, 2.0 ** (run.reconnects - 1)), stop)
+            run.queue.put_nowait((message, slot))
+            return
+        run.queue.put_nowait((message, slot))
         if not stop.is_set():
             run.unavailable = run.unavailable or RelayUnavailable(
                 f"cannot connect to {relay}: {cause}; {hint(cause)}"
@@ -294,7 +298,7 @@ async def deliver(
 
     async def worker() -> None:
         """Up to ``IN_FLIGHT`` sends on the worker's session when the relay pipelines, else one."""
-        session = Session(config, password)
+        session = Session(config, password, caution=run.caution)
         run.sessions.append(session)
         opening = asyncio.Lock()
         room = asyncio.Event()  # set when a send ends or the session opens

@@ -20,7 +20,7 @@ from ..errors import ConfigError, RelayUnavailable
 from ..models import DeliveryResult, Outcome, OutgoingMessage, SmtpConfig
 from .oauth import access_token, check_token_source, xoauth2_response
 from .smtpdata import DotSent, HookRefused, Undelivered, transaction
-from .wire import Offer, Turn, Wire
+from .wire import Caution, Offer, Turn, Wire
 
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
 
@@ -75,6 +75,7 @@ class Session:
     wire: Wire | None = None  # the client's connection once transactions run on it
     offer: Offer = field(default_factory=Offer)
     last: Turn | None = None  # the latest transaction begun on this session
+    caution: Caution = field(default_factory=Caution)  # shared by the sessions to one relay
 
     async def ensure(self) -> aiosmtplib.SMTP:
         """The negotiated session (EHLO, TLS, AUTH done), opened if need be."""
@@ -182,6 +183,7 @@ class Session:
             client = await self.ensure()
             if self.wire is None:
                 self.wire = Wire.take_over(client)
+                self.wire.caution = self.caution
             return await self._transaction(self.wire, message, on_sending, may_send, turn)
         finally:
             turn.end()

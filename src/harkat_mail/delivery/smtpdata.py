@@ -272,11 +272,13 @@ async def _body_and_dot(
     """
     try:
         wire.write(dot_stuff(message.data))
-        await asyncio.sleep(0)  # let a close or reset that already arrived be noticed
+        closed = await wire.settle()
     except (aiosmtplib.SMTPException, OSError) as exc:
+        wire.caution.careful = True
         wire.close()
         raise Undelivered(f"connection lost before the final dot ({exc})") from exc
-    if not wire.connected:
+    if closed:  # a relay that hung up after 354 has accepted nothing
+        wire.caution.careful = True
         wire.close()
         raise Undelivered("connection lost before the final dot")
     if not may_send():
@@ -288,6 +290,7 @@ async def _body_and_dot(
             turn.release()
         reply = await wire.reply(timeout)
     except (aiosmtplib.SMTPException, OSError) as exc:
+        wire.caution.careful = True
         wire.close()
         raise DotSent(f"no reply after the final dot ({type(exc).__name__}: {exc})") from exc
     if reply.code != 250:

@@ -11,13 +11,16 @@ version and tests/delivery pins the behaviour) and queues every reply in order.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
+import socket
 from collections import deque
 from dataclasses import dataclass
 
 import aiosmtplib
 from aiosmtplib import SMTPResponse
 
+SETTLE = 0.005  # seconds a cautious final dot waits for a close that may be on its way
 MAX_REPLY = 64 * 1024  # a reply longer than this is not SMTP: the session is cut
 _REPLY_LINE = re.compile(rb"(\d{3})([ -]?)(.*)")
 
@@ -32,6 +35,8 @@ class Wire(asyncio.Protocol):
         self.waiter: asyncio.Future[None] | None = None
         self.lost = False
         self.why = ""  # why the last reply did not come
+        self.caution = Caution()  # the session's, shared by the sessions to one relay
+        self.hangup: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
     @classmethod
     def take_over(cls, client: aiosmtplib.SMTP) -> Wire:
@@ -47,6 +52,26 @@ class Wire(asyncio.Protocol):
     @property
     def connected(self) -> bool:
         return not self.lost and not self.transport.is_closing()
+
+    def hung_up(self) -> bool:
+        """Whether the relay has closed or reset the connection, as far as our kernel knows.
+
+        The event loop learns of a close only on its next turn; a peek at the socket (no read,
+        no wait) sees a FIN or reset that has already arrived. Over TLS a close preceded by
+        close_notify shows as data, not as a close: only the loop's own view then counts.
+        """
+        if not self.connected:
+            return True
+        sock = self.transport.get_extra_info("socket")
+        if sock is None:
+            return False
+        try:
+            with socket.fromfd(sock.fileno(), sock.family, sock.type) as raw:
+                return raw.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+        except BlockingIOError:
+            return False  # nothing waiting: still open
+        except OSError:
+            return True  # reset
 
     def data_received(self, data: bytes) -> None:
         self.buffer.extend(data)
@@ -72,11 +97,27 @@ class Wire(asyncio.Protocol):
         return None
 
     def eof_received(self) -> bool:
+        self._hung_up()
         return False  # the relay hung up: close our side too
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost = True
+        self._hung_up()
         self._wake()
+
+    def _hung_up(self) -> None:
+        if not self.hangup.done():
+            self.hangup.set_result(None)
+
+    async def settle(self) -> bool:
+        """Whether the relay hung up, looking a few loop turns on (cheap), and waiting up to
+        ``SETTLE`` for a close on its way once this relay has hung up around a final dot."""
+        for _ in range(3):
+            await asyncio.sleep(0)  # a close or reset that already arrived is read meanwhile
+        if self.caution.careful and not self.hung_up():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self.hangup), SETTLE)
+        return self.hung_up()
 
     def _wake(self) -> None:
         if self.waiter is not None and not self.waiter.done():
@@ -106,6 +147,18 @@ class Wire(asyncio.Protocol):
     def close(self) -> None:
         self.lost = True
         self.transport.close()
+
+
+@dataclass
+class Caution:
+    """Shared by the sessions to one relay: set once a session was lost around a final dot.
+
+    Without a delay, a close that follows the 354 by a few microseconds can reach us after the
+    dot has left (the message then counts as possibly delivered). Once a relay has hung up
+    there, each final dot waits up to ``SETTLE`` for such a close (at once if it comes).
+    """
+
+    careful: bool = False
 
 
 @dataclass(frozen=True)
