@@ -51,7 +51,9 @@ class RecordingHandler:
     ``"354-drop"`` answers 354 and hangs up before any message data.
     ``throttle_first`` answers the first N MAIL commands with a rate-limit 451; ``max_rate``
     answers MAIL like Amazon SES past that many accepted messages in the last second;
-    ``max_sessions`` greets sessions beyond that many at once with a 421.
+    ``max_sessions`` greets sessions beyond that many at once with a 421. ``silence`` =
+    ``(messages, seconds)``: once that many messages are in, the relay answers nothing (no
+    reply, no greeting) for that long (``inf``: never again).
     """
 
     rules: dict[str, tuple[Any, ...]] = field(default_factory=dict)
@@ -68,6 +70,15 @@ class RecordingHandler:
     rcpt_log: list[str] = field(default_factory=list)  # every RCPT, in order
     mail_calls: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
+    silence: tuple[int, float] | None = None
+    silent_until: float = 0.0
+
+    def silent(self) -> bool:
+        """Whether the relay is in its ``silence`` now."""
+        with self.lock:
+            if self.silence and not self.silent_until and len(self.messages) >= self.silence[0]:
+                self.silent_until = time.monotonic() + self.silence[1]
+            return time.monotonic() < self.silent_until
 
     def action(self, address: str, stage: str) -> str | None:
         for needle, rule in self.rules.items():
@@ -171,7 +182,9 @@ class CountingSMTP(SMTPServer):
             if handler.connections > 1 and handler.refuse_reconnects > 0:
                 handler.refuse_reconnects -= 1
                 full = True
-        self.rejected = full
+        self.rejected = full or handler.silent()
+        if handler.silent():  # no greeting: the client's connect times out
+            return
         if full:
             assert isinstance(transport, asyncio.WriteTransport)
             transport.write(b"421 4.7.0 Too many connections, try again later\r\n")
@@ -186,7 +199,7 @@ class CountingSMTP(SMTPServer):
             super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
-        if not self.rejected:
+        if not self.rejected and not self.event_handler.silent():
             super().data_received(data)
 
     def eof_received(self) -> bool | None:

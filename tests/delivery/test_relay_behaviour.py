@@ -165,14 +165,55 @@ def test_a_refused_reconnect_after_deliveries_is_tried_again(smtp_server) -> Non
 
 
 def test_read_timeouts_trip_the_breaker(smtp_server) -> None:
-    """20 members whose RCPT never gets an answer: the run stops after a few, not after all."""
+    """20 members whose RCPT never gets an answer, though sessions open: the breaker pauses,
+    probes, tries once more each time, then stops (exit 3) before waiting out every member."""
     names = [f"m{i}" for i in range(20)]
-    server, _ = smtp_server(m=("rcpt", "slow:30"))
+    server, handler = smtp_server(m=("rcpt", "slow:30"))
     started = time.monotonic()
-    out = _deliver(server.port, names, connections=2, timeout=1, policy=QUICK)
-    assert time.monotonic() - started < 8  # 20 tries of 1 s over 2 sessions would be 10 s
-    assert "did not answer 5 tries in a row within 1 s" in out.stopped
-    assert {r.outcome for r in out.results} == {Outcome.DEFERRED} and len(out.results) <= 6
+    with pytest.raises(RelayUnavailable, match="stopped answering: 5 tries in a row got no reply"):
+        _deliver(server.port, names, connections=2, timeout=1, policy=QUICK)
+    assert time.monotonic() - started < 25  # 20 tries of 1 s, 2 at a time, waited out: 10 s+
+    assert sum(handler.rcpt_calls.values()) <= 12
+
+
+def test_a_relay_that_goes_quiet_then_recovers_is_paused_for(smtp_server) -> None:
+    """The relay stops answering for 5 s after 10 messages: the run pauses, says so, probes,
+    resumes, and delivers everyone once."""
+    server, handler = smtp_server()
+    handler.silence = (10, 5.0)
+    names = [f"m{i}" for i in range(40)]
+    policy = RetryPolicy(attempts=5, delays=(0.5,))
+    out = _deliver(server.port, names, connections=2, timeout=1, policy=policy)
+    assert all(out.final()[n] == (Outcome.SENT, 250) for n in names), out.results
+    assert all(handler.copies(f"{n}@example.org") == 1 for n in names)
+    relay = f"the relay at 127.0.0.1:{server.port}"
+    assert f"{relay} timed out 5 times in a row: pausing 1 s" in out.notices, out.notices
+    assert f"{relay} answers again: resuming" in out.notices
+    assert out.stopped == ""
+
+
+def test_a_relay_that_stays_quiet_exits_3_with_members_pending(project: Path, smtp_server) -> None:
+    """Silent for good after 5 messages: pause, 3 failed probes, exit 3 in bounded time; the
+    members never tried stay pending with no attempt spent."""
+    server, handler = smtp_server()
+    handler.silence = (5, float("inf"))
+    text = project.read_text(encoding="utf-8").replace(
+        "smtp: local",
+        f"smtp: {{host: 127.0.0.1, port: {server.port}, tls: none, timeout: 1, connections: 2}}",
+    )
+    project.write_text(text, encoding="utf-8")
+    started = time.monotonic()
+    result = cli("send", str(project), "--yes")
+    assert result.exit_code == 3, result.output
+    assert time.monotonic() - started < 40
+    relay = f"the relay at 127.0.0.1:{server.port}"
+    assert f"{relay} timed out 5 times in a row: pausing 1 s" in result.output
+    assert f"harkat-mail: {relay} stopped answering" in result.stderr
+    rows = _report(project)
+    states = [r["state"] for r in rows.values() if r["state"] != "skipped"]
+    assert states.count("sent") == 5 and "failed" not in states
+    pending = [r for r in rows.values() if r["state"] == "pending"]
+    assert len(pending) > 100 and {r["attempts"] for r in pending} == {0}
 
 
 def test_a_per_hour_wait_wakes_on_stop(smtp_server, tmp_path: Path) -> None:

@@ -14,8 +14,6 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field, replace
 
-import aiosmtplib
-
 from ..errors import RelayUnavailable
 from ..models import (
     DeliveryResult,
@@ -25,17 +23,16 @@ from ..models import (
     SmtpConfig,
     Tries,
 )
+from .breaker import TimeoutBreaker, opens
 from .ratelimit import Budget, CapReached, RateLimiter, nap
 from .replies import Kind, classify_reply, connect_failure, hint, is_timeout
-from .session import Session, password_for
+from .session import SESSION_ERRORS, Session, password_for
 from .wire import Caution
 
 IN_RUN_RETRY = 900.0  # seconds: a retry due later than this is left to a later run
 RECONNECTS = 3  # refused sessions in a row, after deliveries, before the relay counts as down
-TIMEOUT_BREAKER = 5  # timeouts in a row (no reply in between) that stop the run
 THROTTLE_BREAKER = 60.0  # seconds of throttling replies, nothing accepted, that stop the run
 IN_FLIGHT = 2  # sends overlapped on a session whose relay advertises PIPELINING
-SESSION_ERRORS = (aiosmtplib.SMTPException, OSError, TimeoutError)
 
 Item = tuple[OutgoingMessage, bool]  # the message, and whether it holds an in-flight slot
 
@@ -66,7 +63,7 @@ class _Run:
     opening: int = 0
     reconnects: int = 0  # sessions refused in a row after the relay had taken messages
     retired: int = 0
-    timeouts: int = 0
+    tripped: asyncio.Task[None] | None = None  # the timeout breaker pausing and probing
     throttles: int = 0
     accepted_at: float = field(default_factory=time.monotonic)
     sent: int = 0
@@ -114,12 +111,28 @@ async def deliver(
     run = _Run(asyncio.Queue(), asyncio.Semaphore(config.connections * 4))
     tries = {} if attempts is None else attempts
     relay = f"{config.host}:{config.port}"
+    breaker = TimeoutBreaker(relay, config.timeout, stop)
 
     def halt(reason: str) -> None:
         if not stop.is_set():
             run.stop_reason = reason
             hooks.notice(reason)
             stop.set()
+
+    async def trip() -> None:
+        """The breaker opened: pause and probe; stop (exit 3) when the relay stays silent."""
+        try:
+            if await breaker.run(lambda: opens(config, password), hooks.notice) or stop.is_set():
+                return
+            error = breaker.unavailable(config.timeout)
+        except RelayUnavailable as exc:  # the probe's XOAUTH2 token was refused
+            error = exc
+        run.unavailable = run.unavailable or error
+        stop.set()
+
+    def tried(timed_out: bool, accepted: bool) -> None:
+        if breaker.record(timed_out, accepted):
+            run.tripped = asyncio.create_task(trip())
 
     def retry_later(message: OutgoingMessage, delay: float) -> None:
         def put() -> None:
@@ -140,12 +153,7 @@ async def deliver(
             return
         kind = classify_reply(result.code, result.reply)
         timed_out = result.outcome is not Outcome.SENT and is_timeout(result.code, result.reply)
-        run.timeouts = run.timeouts + 1 if timed_out else 0
-        if run.timeouts >= TIMEOUT_BREAKER:
-            halt(
-                f"{relay} did not answer {run.timeouts} tries in a row within {config.timeout:g} s;"
-                " stopped instead of waiting out every member"
-            )
+        tried(timed_out, result.outcome is Outcome.SENT)
         if result.outcome is Outcome.SENT:
             run.sent += 1
             run.throttles = 0
@@ -236,6 +244,10 @@ async def deliver(
         while run.opening > 0 and run.open_sessions() == 0 and not stop.is_set():
             await asyncio.sleep(0.01)
         kind, cause = connect_failure(exc)
+        if isinstance(exc, TimeoutError) and run.sent:  # it took messages, then went quiet:
+            run.queue.put_nowait((message, slot))  # the timeout breaker's to judge
+            tried(True, False)
+            return
         if run.open_sessions() > 0 and kind is Kind.THROTTLE:  # a session limit: learn it
             run.queue.put_nowait((message, slot))
             run.retired += 1
@@ -281,7 +293,7 @@ async def deliver(
     ) -> None:
         """One message through the worker's session: wait for the rate, connect, send, settle."""
         message, slot = item
-        if stop.is_set() or not await limiter.wait():
+        if not await breaker.gate() or not await limiter.wait():
             run.finish(slot)  # not started: it stays as it was in the log
             return
         async with opening:  # one connect per session at a time
@@ -363,6 +375,8 @@ async def deliver(
         run.queue.put_nowait(None)
     await asyncio.gather(*workers)
     watcher.cancel()
+    if run.tripped is not None:
+        run.tripped.cancel()
     if feeder.done() and not feeder.cancelled() and feeder.exception() is not None:
         raise feeder.exception()  # type: ignore[misc]  # rendering broke: say so, loudly
     feeder.cancel()

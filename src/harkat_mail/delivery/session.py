@@ -23,6 +23,7 @@ from .smtpdata import DotSent, HookRefused, Undelivered, transaction
 from .wire import Caution, Offer, Turn, Wire
 
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
+SESSION_ERRORS = (aiosmtplib.SMTPException, OSError, TimeoutError)
 
 
 def password_for(config: SmtpConfig) -> str | None:
