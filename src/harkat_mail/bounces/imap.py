@@ -40,14 +40,18 @@ class ImapMailbox:
     def __init__(
         self, url: str, processed: str, password_env: str | None, ca_file: Path | None
     ) -> None:
-        parts = urlsplit(url)
+        try:
+            parts = urlsplit(url)
+            port = parts.port
+        except ValueError as exc:  # an unclosed IPv6 bracket, a port out of range
+            raise BounceSourceError(f"{url}: not a valid IMAP URL ({exc})") from None
         if parts.password is not None:
             raise BounceSourceError("bounces mailbox: never put the password in the URL")
         if not parts.hostname or not parts.username:
             raise BounceSourceError(f"{url}: expected imaps://user@host[:port][/folder]")
         self.tls = parts.scheme.lower() == "imaps"
         self.host = parts.hostname
-        self.port = parts.port or (993 if self.tls else 143)
+        self.port = port or (993 if self.tls else 143)
         self.user = unquote(parts.username)
         self.folder = unquote(parts.path.lstrip("/")) or "INBOX"
         self.where = f"{parts.scheme.lower()}://{parts.username}@{self.host}:{self.port}/{self.folder}"
