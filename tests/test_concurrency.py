@@ -147,6 +147,8 @@ def test_status_shows_the_runs_sending_now_and_an_expired_lease(
 
     live = status()
     assert f"pid {proc.pid}" in live and "holds " in live and "sending" in live
+    # ISO 8601 with the offset, in the campaign's time zone (the sample's is America/Toronto)
+    assert re.search(r"since \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d-0[45]:00: holds ", live), live
     proc.kill()
     proc.communicate(timeout=30)
     time.sleep(1.5)

@@ -148,7 +148,7 @@ def test_bad_yaml_exits_2_with_one_line(project: Path, smtp_server) -> None:
     code, out = _run("send", str(project), "--smtp", f"smtp://127.0.0.1:{server.port}", "--yes")
     assert code == 2
     lines = out.strip().splitlines()
-    assert len(lines) == 1 and "sept2018.yaml:" in lines[0] and "not valid YAML" in lines[0]
+    assert len(lines) == 1 and "sept2018.yaml line " in lines[0] and "not valid YAML" in lines[0]
     assert handler.connections == 0
 
 
@@ -247,7 +247,7 @@ def test_test_to_sends_one_test_per_language_and_logs_nothing(project: Path, smt
         ("staff@example.org", "en"),
         ("staff@example.org", "fr"),
     ]
-    assert all(m.message["Subject"].startswith("[TEST] ") for m in handler.messages)
+    assert all(m.message["Subject"].startswith("[TEST as ") for m in handler.messages)
     assert all(m.message["To"] == m.rcpt_tos[0] for m in handler.messages)
     assert not (project.parent.parent / "outbox" / "sept2018.sendlog.sqlite").exists()
     code, out = _run("send", str(project), "--smtp", f"smtp://127.0.0.1:{server.port}", "--yes")
@@ -255,15 +255,16 @@ def test_test_to_sends_one_test_per_language_and_logs_nothing(project: Path, smt
 
 
 def test_test_to_reaches_the_local_relay(project: Path) -> None:
-    """With the sample's embedded relay, test messages land in the Maildir with [TEST] subjects."""
+    """With the embedded relay, test messages land in outbox/sept2018-tests, not the real outbox."""
     code, out = _run("send", str(project), "--test-to", "staff@example.org")
     assert code == 0, out
-    box = mailbox.Maildir(str(project.parent.parent / "outbox" / "sept2018"), create=False)
+    assert not (project.parent.parent / "outbox" / "sept2018").exists()
+    box = mailbox.Maildir(str(project.parent.parent / "outbox" / "sept2018-tests"), create=False)
     subjects = sorted(
         str(message_from_bytes(box.get_bytes(key), policy=policy.default)["Subject"])
         for key in box.iterkeys()
     )
-    assert len(subjects) == 2 and all(s.startswith("[TEST] ") for s in subjects)
+    assert len(subjects) == 2 and all(s.startswith("[TEST as ") for s in subjects)
 
 
 def test_status_shows_last_errors_and_report_is_formula_safe(project: Path, smtp_server) -> None:

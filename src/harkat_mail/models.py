@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import enum
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
@@ -162,6 +163,21 @@ class DkimConfig:
 
 
 @dataclass(frozen=True)
+class SendWindow:
+    """When messages may start: weekdays (0 = Monday) and a daily span of local time."""
+
+    days: frozenset[int]
+    start: int  # minutes after midnight, inclusive
+    end: int  # minutes after midnight, exclusive (1440: until midnight); start < end
+    label: str  # as the YAML wrote it, for messages: "mon-fri 07:00-20:00"
+
+    def contains(self, moment: datetime) -> bool:
+        """True when ``moment`` (local time) is inside the window."""
+        minute = moment.hour * 60 + moment.minute
+        return moment.weekday() in self.days and self.start <= minute < self.end
+
+
+@dataclass(frozen=True)
 class BounceConfig:
     """Where bounces go and how they are read back (``bounces:`` in the YAML)."""
 
@@ -224,7 +240,7 @@ class Campaign:
     source: Path
     name: str
     sender: Mapping[str, str]  # language -> "Name <addr>"
-    reply_to: str | None
+    reply_to: Mapping[str, str]  # language -> "Name <addr>"; empty: no Reply-To
     subject: Mapping[str, str]  # language -> Jinja source of the subject
     template: Path
     contacts: ListConfig
@@ -243,6 +259,8 @@ class Campaign:
     identification: Identification | None = None
     dkim: DkimConfig | None = None
     lease: float = 60.0  # seconds a silent run keeps its claimed rows before others take over
+    timezone: str = ""  # IANA name for the times reports show; "" = the machine's zone
+    window: SendWindow | None = None  # when messages may start; a long run pauses outside it
     bounces: BounceConfig | None = None  # envelope sender and bounce mailbox; None: From
     letter: LetterConfig | None = None  # the letter members can send (``letter_mailto``)
     relays: tuple[SmtpConfig, ...] = ()  # a pool (``smtp:`` as a list); ``smtp`` is its first
@@ -256,6 +274,10 @@ class Campaign:
         """The From header for a language, falling back to the default language."""
         return self.sender.get(language) or self.sender[self.default_language]
 
+    def reply_to_for(self, language: str) -> str | None:
+        """The Reply-To for a language, falling back to the default language; None: no header."""
+        return self.reply_to.get(language) or self.reply_to.get(self.default_language)
+
     def subject_for(self, language: str) -> str:
         """The subject template for a language, falling back to the default language."""
         return self.subject.get(language) or self.subject[self.default_language]
@@ -267,7 +289,7 @@ class Contact:
 
     key: str  # normalised address: the identity in the send log
     email: str  # the address as it is sent
-    row: int  # 1-based data row in its source file
+    row: int  # the spreadsheet's row number: the header is row 1, the first member row 2
     source: str
     language: str
     first_name: str = ""
@@ -287,9 +309,23 @@ class Rejected:
     """An input row that is not sent to, with the one reason why."""
 
     source: str
-    row: int
+    row: int  # as the spreadsheet numbers it (header = row 1)
     email: str
     reason: str
+    name: str = ""  # first and last name as the row has them, to find the row by
+    member_id: str = ""
+
+
+def name_rows(rows: Sequence[tuple[str, int]], total: int, shown: int = 5) -> str:
+    """``members.csv rows 4, 9, 17, ...``: the first rows of a group, to find them by."""
+    parts: list[str] = []
+    for source, row in rows[:shown]:
+        if parts and parts[-1].startswith(f"{source} row"):
+            parts[-1] += f", {row}"
+        else:
+            parts.append(f"{source} row {row}")
+    text = "; ".join(p.replace(" row ", " rows ", 1) if "," in p else p for p in parts)
+    return text + (", ..." if total > shown else "")
 
 
 @dataclass(frozen=True)
@@ -392,6 +428,7 @@ class RunSummary:
     interrupted: bool = False
     stopped_because: str = ""  # why the run ended before its list did (cap, relay down)
     lost: int = 0  # not sent or not recorded: another run holds those members now
+    left: int | None = None  # dry run: members the send log says are still to send (None: no log)
 
     @property
     def rate(self) -> float:

@@ -49,12 +49,15 @@ def test_unquoted_colon_in_a_name_is_refused_with_the_fix(project: Path) -> None
     assert 'put a name with a colon in double quotes, e.g. "CUPW: National Office"' in message
 
 
+REPLY_TO = 'reply_to:\n  en: "CUPW Solidarity <solidarity@cupw.example.org>"\n  fr: "STTP Solidarité <solidarite@cupw.example.org>"'  # the sample's, one per language
+
+
 def test_quoted_names_are_delivered_exactly(project: Path, smtp_server) -> None:
-    """Quoted display names with a colon, a comma or quotes arrive in From/Reply-To exactly."""
+    """Quoted display names arrive in From/Reply-To exactly; one reply_to string serves all."""
     edit(project, FROM_EN, """  en: '"CUPW: National Office" <national@cupw.example.org>'""")
     edit(
         project,
-        'reply_to: "CUPW Solidarity <solidarity@cupw.example.org>"',
+        REPLY_TO,
         r"""reply_to: '"Roy, Ana \"Solidarity\"" <solidarity@cupw.example.org>'""",
     )
     for delivered in _send(project, smtp_server):
@@ -220,5 +223,8 @@ def test_sample_addresses_are_kept_as_written(project: Path) -> None:
         "en": "CUPW National Office <national@cupw.example.org>",
         "fr": "STTP Bureau national <national@cupw.example.org>",
     }
-    assert campaign.reply_to == "CUPW Solidarity <solidarity@cupw.example.org>"
+    assert dict(campaign.reply_to) == {
+        "en": "CUPW Solidarity <solidarity@cupw.example.org>",
+        "fr": "STTP Solidarité <solidarite@cupw.example.org>",
+    }
     assert campaign.unsubscribe.mailto == "unsubscribe@cupw.example.org"

@@ -51,10 +51,10 @@ def test_alias_to_a_plain_value_still_works(project: Path) -> None:
     edit(project, "  contact: solidarity@", "  contact: &solidarity solidarity@")
     edit(
         project,
-        'reply_to: "CUPW Solidarity <solidarity@cupw.example.org>"',
+        'reply_to:\n  en: "CUPW Solidarity <solidarity@cupw.example.org>"\n  fr: "STTP Solidarité <solidarite@cupw.example.org>"',
         "reply_to: *solidarity",
     )
-    assert load_campaign(project).reply_to == "solidarity@cupw.example.org"
+    assert dict(load_campaign(project).reply_to) == {"en": "solidarity@cupw.example.org"}
 
 
 @pytest.mark.parametrize(
@@ -154,7 +154,7 @@ def test_control_character_names_its_line(project: Path) -> None:
     """A control character in the file is refused with the line it is on."""
     edit(project, "  video_url:", "  video_url: \x07")
     message = refused(project)
-    assert f"sept2018.yaml:{line_of(project, 'video_url')}: not valid YAML: " in message
+    assert f"sept2018.yaml line {line_of(project, 'video_url')}: not valid YAML: " in message
 
 
 def test_file_that_is_not_utf8_names_its_line(project: Path) -> None:
@@ -168,7 +168,7 @@ def test_file_that_is_not_utf8_names_its_line(project: Path) -> None:
 @pytest.mark.parametrize(
     ("old", "new", "message"),
     [
-        ("purpose: commercial\n", "", "purpose: expected informational or commercial, but the key"),
+        ("purpose: commercial\n", "", "purpose: missing; it says why members get this message"),
         (
             "purpose: commercial",
             "purpose:",
@@ -191,8 +191,10 @@ def test_missing_or_empty_choices_read_well(
 
 
 def test_missing_purpose_says_what_to_write(project: Path) -> None:
-    """Without purpose the message explains the CASL choice and gives an example line."""
+    """Without purpose the message says what the key is for (CASL) and what to write."""
     edit(project, "purpose: commercial\n", "")
-    assert refused(project).endswith(
-        "(CASL: fundraising, sales and paid events are commercial), e.g. purpose: informational"
+    assert refused(project) == (
+        f"{project}: purpose: missing; it says why members get this message (CASL: "
+        "fundraising, sales and paid events are commercial): write `purpose: informational` "
+        "or `purpose: commercial`"
     )

@@ -47,7 +47,7 @@ def test_trims_and_dedupes_case_insensitively(tmp_path: Path) -> None:
     assert [c.email for c in result.contacts] == ["Ana.Roy@example.org"]
     assert result.contacts[0].first_name == "Ana" and result.contacts[0].last_name == "Roy"
     assert result.contacts[0].language == "en"
-    assert result.rejected[0].reason == "duplicate of m.csv row 1"
+    assert result.rejected[0].reason == "duplicate of m.csv row 2"  # header = row 1
 
 
 def test_names_are_normalised_once_per_spelling(tmp_path: Path) -> None:
@@ -209,7 +209,7 @@ def test_excel_first_sheet_or_named_sheet(tmp_path: Path) -> None:
     assert [(c.email, c.first_name) for c in first.contacts] == [("a@example.org", "Élise")]
     named = _load(path, sheet="Retraités")
     assert [c.email for c in named.contacts] == ["b@example.org"]
-    assert named.rejected[0].row == 2 and named.rejected[0].reason.startswith("invalid")
+    assert named.rejected[0].row == 3 and named.rejected[0].reason.startswith("invalid")
 
 
 def test_quoted_fields_with_line_breaks_and_bom(tmp_path: Path) -> None:
@@ -248,8 +248,8 @@ def test_dedupe_by_member_id_keeps_one_message_per_address(tmp_path: Path) -> No
         "solo@example.org",
     ]
     assert [(r.row, r.reason) for r in result.rejected] == [
-        (2, "duplicate of m.csv row 1"),
-        (4, "duplicate of m.csv row 3"),
+        (3, "duplicate of m.csv row 2"),
+        (5, "duplicate of m.csv row 4"),
     ]
 
 

@@ -200,3 +200,14 @@ def test_workbook_with_an_xml_entity_bomb_gives_one_line(tmp_path: Path) -> None
     code, lines = _check(str(path))
     assert code == 2 and len(lines) == 1
     assert lines[0].startswith(f"harkat-mail: {path}: cannot read the workbook (ParseError: ")
+
+
+def test_angle_bracket_cells_are_read_in_linear_time(tmp_path: Path) -> None:
+    """Cells shaped to make a Name <address> pattern backtrack are rejected at once."""
+    path = tmp_path / "m.csv"
+    cells = [" " * 200_000 + "<", '"' + " " * 200_000 + "<a@b.org", "x" * 200_000 + " <a b@c.org>"]
+    path.write_text("email\n" + "\n".join(f'"{c.replace(chr(34), chr(34) * 2)}"' for c in cells))
+    started = time.perf_counter()
+    code, lines = _check(str(path))
+    assert code == 0 and lines[0].endswith("3 rows read, 0 kept, 3 rejected")
+    assert time.perf_counter() - started < 30  # quadratic backtracking would take hours

@@ -140,3 +140,15 @@ def test_the_signer_never_shows_its_key() -> None:
     for shown in (repr(signer), str(signer), f"{signer}", repr({"signer": [signer]})):
         assert "s3cr3t" not in shown and secret.hex() not in shown
         assert "key hidden" in shown
+
+
+@settings(max_examples=100)
+@given(list_id=fields, address=fields, language=fields)
+def test_test_tokens_round_trip_and_say_so(list_id: str, address: str, language: str) -> None:
+    """A test message's token names its values and says it is a test; member tokens never do."""
+    test = SIGNER.test_token(list_id, address, language)
+    assert SIGNER.verify(test) == Subscription(list_id, address, language, test=True)
+    assert not SIGNER.verify(SIGNER.token(list_id, address, language)).test
+    assert not SIGNER.verify(v1_token(SECRET, list_id, address, language)).test
+    with pytest.raises(BadToken):
+        SIGNER.verify("2" + test[1:])

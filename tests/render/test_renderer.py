@@ -44,6 +44,11 @@ def _renderer(
     if body is not None:
         (folder / "en.html").write_text(body, encoding="utf-8")
         (folder / "fr.html").unlink()
+        # an English-only template: the campaign's French keys would name a missing language
+        yaml = "".join(
+            line for line in project.read_text().splitlines(True) if not line.lstrip().startswith("fr:")
+        )
+        project.write_text(yaml, encoding="utf-8")
     renderer = Renderer(load_campaign(project))
     renderer.prepare(contacts or [_contact()])
     return renderer

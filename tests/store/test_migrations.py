@@ -189,6 +189,6 @@ def test_read_only_open_of_an_old_log_reads_it_without_migrating(
     report = cli("report", str(project), "--format", "csv")
     assert report.exit_code == 0, report.output
     lines = report.stdout.splitlines()
-    assert lines[0].split(",")[13] == "consent" and len(lines) == 1 + len(V1_ROWS)
+    assert "consent" in lines[0].split(",") and len(lines) == 1 + len(V1_ROWS)
     assert log_path.read_bytes() == before
     assert user_version(log_path) == 0

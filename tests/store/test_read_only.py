@@ -55,6 +55,7 @@ def reader_tree(sent: Path) -> Iterator[Path]:
 # under /root); then the process becomes nobody, and every send-log access is nobody's.
 _READER = """
 import os, sys
+import encodings.cp1252, encodings.utf_8_sig  # the member list is decoded for names in reports
 from harkat_mail.cli import main
 if os.geteuid() == 0:
     os.setgroups([])

@@ -8,8 +8,8 @@ from email.utils import parseaddr
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
-from ..errors import ConfigError
 from ..models import (
     DEFAULT_SECRET_ENV,
     Campaign,
@@ -20,9 +20,12 @@ from ..models import (
     UnsubscribeConfig,
     send_log_kind,
 )
+from . import schedule
 from .bounces import bounce_config
+from .guidance import suggest
 from .headers import dns_name, https_url
 from .headers import list_id as check_list_id
+from .languages import check_language_keys
 from .letter import letter_config
 from .smtp import smtp_relays
 from .yamldoc import LANG_RE, Doc, Reader, read_document
@@ -50,6 +53,8 @@ _TOP_KEYS = {
     "identification",
     "dkim",
     "lease",
+    "timezone",
+    "window",
     "bounces",
     "letter",
 }
@@ -59,7 +64,6 @@ _VALIDATE = ("syntax", "deliverability")
 _DEDUPE = ("email", "member_id")
 _BILINGUAL = ("separate", "combined")
 _PURPOSES = ("informational", "commercial")
-_CASL = "CASL: fundraising, sales and paid events are commercial"
 
 
 def _segment(r: Reader, spec: object, named: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
@@ -185,16 +189,8 @@ def _dkim(r: Reader, value: object) -> DkimConfig | None:
 
 def _purpose(r: Reader, top: Mapping[str, Any]) -> str:
     if "purpose" not in top:
-        raise r.doc.error(
-            ("purpose",),
-            # the same start as for a wrong value, then what to write
-            "expected informational or commercial, but the key is missing: say which the "
-            f"campaign is ({_CASL}), e.g. purpose: informational",
-        )
-    try:
-        return r.choice(top["purpose"], ("purpose",), _PURPOSES)
-    except ConfigError as exc:
-        raise ConfigError(f"{exc} ({_CASL})") from None
+        raise r.doc.missing(("purpose",))
+    return r.choice(top["purpose"], ("purpose",), _PURPOSES)
 
 
 def _list_id(r: Reader, top: Mapping[str, Any], name: str, sender: str) -> str:
@@ -239,6 +235,21 @@ def _send_log(r: Reader, value: object) -> Path | str:
     return text
 
 
+def _timezone(r: Reader, value: object) -> str:
+    """An IANA zone name for the times reports show; "" is the machine's own zone."""
+    if value is None:
+        return ""
+    name = r.text(value, ("timezone",))
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        near = suggest(name, available_timezones())
+        raise r.doc.error(
+            ("timezone",), f"{name!r} is not a time zone name such as America/Toronto{near}"
+        ) from None
+    return name
+
+
 def load_campaign(path: str | Path) -> Campaign:
     """Read and validate a campaign file; raise ``ConfigError`` naming file, line and key."""
     source = Path(path)
@@ -247,7 +258,11 @@ def load_campaign(path: str | Path) -> Campaign:
     top = r.map(doc.data, (), _TOP_KEYS)
     for key in ("name", "from", "subject", "template", "list"):
         if key not in top:
-            raise doc.error((), f"missing required key '{key}'")
+            raise doc.missing((key,))
+    template = r.path(top["template"], ("template",))
+    if not template.is_dir():
+        raise doc.error(("template",), f"no template folder at {template}")
+    check_language_keys(r, top, template)
 
     name = r.text(top["name"], ("name",))
     if not _NAME_RE.match(name):
@@ -264,13 +279,15 @@ def load_campaign(path: str | Path) -> Campaign:
         elif default_language not in mapping:
             raise doc.error(at, f"needs an entry for the default language {default_language!r}")
 
-    template = r.path(top["template"], ("template",))
-    if not template.is_dir():
-        raise doc.error(("template",), f"no template folder at {template}")
     segments = r.map(top.get("segments", {}), ("segments",), None)
     variables = r.map(top.get("vars", {}), ("vars",), None)
     purpose = _purpose(r, top)
-    reply_to = r.address(top["reply_to"], ("reply_to",)) if "reply_to" in top else None
+    # A string for every language, or a map per language (a language left out falls back).
+    reply_to: dict[str, str] = {}
+    if "reply_to" in top:
+        reply_to = r.per_language(top["reply_to"], ("reply_to",), "address")
+    if "*" in reply_to:
+        reply_to[default_language] = reply_to.pop("*")
     list_id = _list_id(r, top, name, senders[default_language])
     retry_spec = r.map(top.get("retry", {}), ("retry",), {"attempts", "delays"})
     delays = retry_spec.get("delays", list(RetryPolicy().delays))
@@ -312,6 +329,8 @@ def load_campaign(path: str | Path) -> Campaign:
         identification=_identification(r, top.get("identification"), purpose),
         dkim=_dkim(r, top.get("dkim")),
         lease=_lease(r, top.get("lease", 60)),
+        timezone=_timezone(r, top.get("timezone")),
+        window=schedule.window(r, top.get("window")),
         bounces=bounce_config(r, top.get("bounces")),
         letter=letter_config(r, top.get("letter"), template, variables),
         relays=relays if len(relays) > 1 or isinstance(top.get("smtp"), list) else (),

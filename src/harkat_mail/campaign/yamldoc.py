@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from ..errors import ConfigError
+from .guidance import explain, missing, plain_syntax
 from .headers import mailbox
 
 LANG_RE = re.compile(r"^[a-z]{2}$")
@@ -134,8 +135,7 @@ class Doc:
             finally:
                 self._loader.dispose()
         except yaml.YAMLError as exc:
-            line = _yaml_line(exc, text)
-            raise ConfigError(f"{path}{line}: not valid YAML: {_problem(exc)}") from None
+            raise ConfigError(_syntax_error(path, exc, text)) from None
         if node is None:
             raise ConfigError(f"{path}: the file is empty; a campaign needs at least 'name'")
         self.data = self._build(node, ())
@@ -191,19 +191,34 @@ class Doc:
     def error(self, at: tuple[str, ...], message: str) -> ConfigError:
         line = self.lines.get(at) or self.lines.get(at[:-1]) or 1
         key = ".".join(at) if at else "(top)"
-        return ConfigError(f"{self.path}:{line}: {key}: {message}")
+        return ConfigError(f"{self.path}:{line}: {key}: {explain(at, message)}")
+
+    def missing(self, at: tuple[str, ...]) -> ConfigError:
+        """A required key is absent: what it is for and what to write. It has no line of its
+        own; a nested key gets its map's line."""
+        where = f":{self.lines[at[:-1]]}" if len(at) > 1 and at[:-1] in self.lines else ""
+        return ConfigError(f"{self.path}{where}: {'.'.join(at)}: {missing(at)}")
 
 
 def _problem(exc: yaml.YAMLError) -> str:
     return getattr(exc, "problem", None) or str(exc).splitlines()[0]
 
 
-def _yaml_line(exc: yaml.YAMLError, text: str) -> str:
+def _syntax_error(path: Path, exc: yaml.YAMLError, text: str) -> str:
+    """``x.yaml line 7: <plain words> (the line as written)``: where and what to fix."""
     mark = getattr(exc, "problem_mark", None)
-    if mark is not None:
-        return f":{mark.line + 1}"
     position = getattr(exc, "position", None)  # a ReaderError (e.g. a control character)
-    return f":{text.count(chr(10), 0, position) + 1}" if isinstance(position, int) else ""
+    if mark is not None:
+        number = mark.line + 1
+    elif isinstance(position, int):
+        number = text.count("\n", 0, position) + 1
+    else:
+        return f"{path}: not valid YAML: {plain_syntax(_problem(exc))}"
+    lines = text.splitlines()
+    shown = lines[number - 1] if 0 < number <= len(lines) else ""
+    shown = shown if len(shown) <= 60 else shown[:57] + "..."
+    quoted = f" (line {number} reads {shown!r})" if shown.strip() else ""
+    return f"{path} line {number}: not valid YAML: {plain_syntax(_problem(exc))}{quoted}"
 
 
 def _kind(value: object) -> str:

@@ -13,12 +13,22 @@ import click
 from .. import run
 from ..campaign import load_campaign
 from ..delivery import probe
-from ..errors import RelayUnavailable, SendLogError
-from ..lists import load_contacts
-from ..models import ListConfig, SmtpConfig, reason_label
-from ..reports import export, status_lines, write_file, write_rejects
+from ..errors import HarkatError, RelayUnavailable, SendLogError
+from ..lists import load_contacts, write_workbook
+from ..models import Campaign, ListConfig, Rejected, SmtpConfig, reason_label
+from ..reports import (
+    export,
+    iso_time,
+    readable_rows,
+    status_lines,
+    summary_table,
+    summary_text,
+    write_file,
+    write_rejects,
+    zone_of,
+)
 from ..store import RunRow, open_store
-from .app import REJECTS_HELP, SEND_LOG_HELP, clean_errors, main
+from .app import REJECTS_HELP, SEND_LOG_HELP, clean_errors, main, say
 
 
 @main.command()
@@ -110,8 +120,9 @@ def status(campaign_file: Path, send_log: str | None) -> None:
     if runs:
         click.echo("runs:")
         now = time.time()
+        zone = zone_of(campaign.timezone)
         for r in runs:
-            since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r.started_at))
+            since = iso_time(r.started_at, zone)
             lease = (
                 f"lease expired {now - r.lease_until:.0f} s ago (taken over by the next run)"
                 if r.expired
@@ -129,19 +140,25 @@ def status(campaign_file: Path, send_log: str | None) -> None:
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["csv", "json"]),
+    type=click.Choice(["csv", "json", "summary"]),
     default="csv",
     show_default=True,
-    help="CSV (formula-safe, for spreadsheets) or JSON.",
+    help="CSV (formula-safe, for spreadsheets), JSON, or a summary in plain words (counts per "
+    "state, language, segment and reason).",
 )
 @click.option(
-    "-o", "--output", type=click.Path(path_type=Path), help="Write to FILE instead of stdout."
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path),
+    help="Write to FILE instead of stdout; a FILE ending in .xlsx is an Excel workbook with a "
+    "Summary sheet and a Members sheet.",
 )
 @click.option("--send-log", "send_log", metavar="PATH|URL", help=SEND_LOG_HELP)
 @clean_errors
 def report(campaign_file: Path, fmt: str, output: Path | None, send_log: str | None) -> None:
-    """One row per recipient: address, state, attempts, last reply, Message-ID, times, and
-    the class, status and diagnostic of a bounce or complaint."""
+    """One row per member: address, name, member id, state, attempts, last reply, Message-ID,
+    times in ISO 8601 in the campaign's time zone, and the class, status and diagnostic of a
+    bounce or complaint; or a summary."""
     campaign = load_campaign(campaign_file)
 
     async def read() -> list[dict[str, Any]]:
@@ -151,11 +168,37 @@ def report(campaign_file: Path, fmt: str, output: Path | None, send_log: str | N
         finally:
             await store.close()
 
-    text = export(asyncio.run(read()), fmt)
+    zone = zone_of(campaign.timezone)
+    stored = asyncio.run(read())
+    rows = list(readable_rows(stored, zone, _member_names(campaign)))
+    if output is not None and output.suffix.lower() == ".xlsx":
+        table = [("Section", "Item", "Members"), *summary_table(campaign, stored)]
+        members = [list(rows[0]) if rows else [], *([*r.values()] for r in rows)]
+        write_workbook(output, {"Summary": table, "Members": members})
+        return
+    text = summary_text(campaign, stored, zone) if fmt == "summary" else export(rows, fmt)
     if output:
         write_file(output, text, "--output")
     else:
         click.echo(text, nl=False)
+
+
+def _member_names(campaign: Campaign) -> dict[str, str]:
+    """Send-log key -> the member's name, read from the campaign's member list.
+
+    The send log keeps addresses and member ids; names come from the list as it is now
+    (a list that cannot be read leaves the names empty, and says so).
+    """
+    try:
+        contacts = load_contacts(
+            campaign.contacts, campaign.language_column, campaign.default_language
+        )
+    except HarkatError as exc:
+        say(f"names left empty: {exc}")
+        return {}
+    names = {c.key: c.display_name for c in contacts.contacts}
+    names.update({f"skip:{r.source}:{r.row}": r.name for r in contacts.rejected})
+    return names
 
 
 @main.group()
@@ -199,13 +242,26 @@ def lists_check(list_file: Path, campaign_file: Path | None, rejects: Path | Non
     by_reason: dict[str, list[str]] = {}
     for rejected in result.rejected:
         by_reason.setdefault(reason_label(rejected.reason), []).append(
-            f"{rejected.source} row {rejected.row}: {rejected.email!r} ({rejected.reason})"
+            f"{rejected.source} row {rejected.row}{_who(rejected)}: {rejected.email!r} "
+            f"({rejected.reason})"
         )
     for reason, examples in sorted(by_reason.items()):
         click.echo(f"  rejected, {reason}: {len(examples)}")
         for example in examples[:3]:
             click.echo(f"    e.g. {example}")
+    if rejects is None and any(len(e) > 3 for e in by_reason.values()):
+        again = f" --campaign {campaign_file}" if campaign_file else ""
+        click.echo(
+            f"  (only the first 3 of each reason shown; every row with its name and member id: "
+            f"harkat-mail lists check {list_file}{again} --rejects rejects.csv)"
+        )
     for warning in result.warnings:
         click.echo(f"warning: {warning}")
 
 
+
+
+def _who(rejected: Rejected) -> str:
+    """`` (Élise Côté, member 1042)``: what finds the row besides its number."""
+    parts = [p for p in (rejected.name, rejected.member_id and f"member {rejected.member_id}") if p]
+    return f" ({', '.join(parts)})" if parts else ""

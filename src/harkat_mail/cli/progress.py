@@ -7,9 +7,10 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 
-from ..run import Progress
+from ..run import Progress, countdown
 
 PLAIN_EVERY = 5.0  # seconds between plain lines
+PLAIN_COUNTDOWN = 60.0  # seconds between plain lines while waiting for --at
 
 
 def _line(p: Progress) -> str:
@@ -58,5 +59,29 @@ def reporter(total: int) -> Iterator[Callable[[Progress], None]]:
                     f"unknown {p.unknown} · {p.rate:.0f}/s"
                 ),
             )
+
+        yield live
+
+
+@contextlib.contextmanager
+def waiting(until: str) -> Iterator[Callable[[float], None]]:
+    """Yield a callback for the seconds left before ``--at``: a live line on a terminal,
+    a plain line a minute elsewhere."""
+    if not sys.stderr.isatty():
+        last = [-PLAIN_COUNTDOWN]
+
+        def plain(left: float) -> None:
+            if time.monotonic() - last[0] >= PLAIN_COUNTDOWN:
+                last[0] = time.monotonic()
+                print(f"waiting until {until}: {countdown(left)} left", file=sys.stderr, flush=True)
+
+        yield plain
+        return
+    from rich.console import Console
+
+    with Console(stderr=True).status(f"waiting until {until}") as status:
+
+        def live(left: float) -> None:
+            status.update(f"waiting until {until}: {countdown(left)} left (Ctrl-C: send nothing)")
 
         yield live

@@ -6,27 +6,37 @@ import asyncio
 import re
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 
 import click
 
 from .. import run
 from ..campaign import load_campaign, parse_smtp_url
+from ..errors import ConfigError
 from ..mail import secret_from_env, secret_is_set
 from ..models import RunSummary, SmtpConfig
 from ..reports import write_rejects
 from ..store import Store, open_store
 from .app import REJECTS_HELP, SEND_LOG_HELP, clean_errors, confirm, describe, main, say
-from .progress import reporter
+from .progress import reporter, waiting
 
 
 def _summary(summary: RunSummary) -> None:
     skipped = ", ".join(f"{n} {reason}" for reason, n in sorted(summary.skipped.items())) or "none"
     if summary.dry_run:
-        click.echo(
-            f"dry run: {summary.planned} messages rendered and checked, nothing sent; "
-            f"skipped: {skipped}"
-        )
+        if summary.left is not None:  # the send log has this campaign: what matters is what's left
+            done = summary.planned - summary.left
+            others = f" (the send log has a verdict for the other {done})" if done else ""
+            click.echo(
+                f"dry run: {summary.left} left to send of {summary.planned} recipients{others}; "
+                f"every message rendered and checked, nothing sent; skipped: {skipped}"
+            )
+        else:
+            click.echo(
+                f"dry run: {summary.planned} messages rendered and checked, nothing sent; "
+                f"skipped: {skipped}"
+            )
         for warning in summary.warnings:
             click.echo(f"warning: {warning}")
         click.echo(f"previews: {summary.previews}")
@@ -92,7 +102,31 @@ def _summary(summary: RunSummary) -> None:
     "test_to",
     multiple=True,
     metavar="ADDR",
-    help="Send one [TEST] message per language to ADDR (repeatable); nothing is logged.",
+    help="Send one [TEST] message per language to ADDR (repeatable); nothing is logged, "
+    "its unsubscribe link unsubscribes nobody, and the capture relay files it in "
+    "<outbox>-tests/.",
+)
+@click.option(
+    "--as",
+    "as_member",
+    metavar="MEMBER",
+    help="With --test-to: show this member's data (member id, address or row number); "
+    "default: the first member of each language.",
+)
+@click.option(
+    "--preview-for",
+    "preview_for",
+    multiple=True,
+    metavar="ADDR",
+    help="With --dry-run: also preview this member's own message (address, member id or row; "
+    "repeatable).",
+)
+@click.option(
+    "--at",
+    "at",
+    metavar="TIME",
+    help='Wait until TIME, then send, e.g. --at "2026-12-01 07:00" (ISO 8601, seconds '
+    "optional, in the campaign's timezone:); Ctrl-C while waiting sends nothing.",
 )
 @clean_errors
 def send(
@@ -108,12 +142,17 @@ def send(
     retry_failed: bool,
     retry_codes: tuple[str, ...],
     test_to: tuple[str, ...],
+    as_member: str | None,
+    preview_for: tuple[str, ...],
+    at: str | None,
 ) -> None:
     """Send CAMPAIGN_FILE, or resume it: only recipients not yet sent get a message.
 
     Example: harkat-mail send campaigns/sept2018.yaml --retry-failed --retry-code 4xx
     """
     campaign = load_campaign(campaign_file)
+    _check_combinations(dry_run, test_to, as_member, preview_for, at)
+    when = run.parse_at(at, campaign, run.SystemClock().now()) if at else None
     relays = (parse_smtp_url(smtp_url),) if smtp_url else campaign.pool
     smtp = relays[0]
     if not (dry_run or smtp.local):  # links must verify at the unsubscribe server
@@ -129,24 +168,32 @@ def send(
     for warning in list(prepared.contacts.warnings):
         say(f"warning: {warning}")
     if dry_run:  # the dry-run summary lists the template warnings with the preview's
-        _summary(run.dry_run(prepared, say=say))
+        _summary(run.dry_run(prepared, say=say, preview_for=preview_for, send_log=send_log))
         return
     for warning in prepared.renderer.warnings:
         say(f"warning: {warning}")
     if test_to:
         count = len(test_to) * len(prepared.renderer.languages)
         confirm(f"Send {count} [TEST] messages of {campaign.name}", smtp, yes)
-        results = run.send_tests(prepared, test_to, smtp)
+        results = run.send_tests(prepared, test_to, smtp, as_member)
         sent = sum(r.outcome == "sent" for r in results)
         click.echo(f"{sent} of {len(results)} test messages accepted; the send log is unchanged")
+        if smtp.local:
+            click.echo(f"test messages are in {run.tests_outbox(campaign.outbox)}")
         for result in results:
             if result.outcome != "sent":
                 click.echo(f"  {result.key}: {result.outcome} {result.code or ''} {result.reply}")
         sys.exit(0 if sent == len(results) else 1)
     retry = retry_codes if retry_codes else () if retry_failed else None
-    summary, left = asyncio.run(
-        _deliver(prepared, relays, send_log, force, retry_unknown, retry, limit, yes)
-    )
+    try:
+        summary, left = asyncio.run(
+            _deliver(prepared, relays, send_log, force, retry_unknown, retry, limit, yes, when)
+        )
+    except KeyboardInterrupt:
+        if not _waiting[0]:
+            raise
+        click.echo("interrupted while waiting for --at: nothing was sent")
+        sys.exit(130)
     if summary is not None:
         _summary(summary)
         if smtp.local:
@@ -193,6 +240,48 @@ async def _left(store: Store, campaign: str, summary: RunSummary | None) -> str:
     return f"{campaign}: the send log still has " + "; ".join(parts) if parts else ""
 
 
+_waiting = [False]  # True while waiting for --at: Ctrl-C then means nothing was sent
+
+
+def _check_combinations(
+    dry_run: bool,
+    test_to: tuple[str, ...],
+    as_member: str | None,
+    preview_for: tuple[str, ...],
+    at: str | None,
+) -> None:
+    """Options that belong to another mode are refused rather than ignored."""
+    if as_member and not test_to:
+        raise ConfigError("--as picks whose data a test message shows: add --test-to ADDR")
+    if preview_for and not dry_run:
+        raise ConfigError("--preview-for renders previews: add --dry-run")
+    if at and (dry_run or test_to):
+        raise ConfigError("--at schedules the real send; drop --dry-run and --test-to")
+
+
+async def _planned(
+    prepared: run.Prepared,
+    store: Store,
+    force: bool,
+    retry_unknown: bool,
+    retry_failed: tuple[str, ...] | None,
+    limit: int | None,
+) -> tuple[int, int]:
+    """Plan the campaign; (rows due, this run's share), having said so when nothing is due."""
+    campaign = prepared.campaign
+    due = await run.plan(prepared, store, force, retry_unknown, retry_failed, say)
+    todo = min(due, limit) if limit is not None else due
+    if not todo:
+        counts = await store.counts(campaign.name)
+        held = sum(r.held for r in await store.runs(campaign.name))
+        busy = f"; {held} are held by other runs sending now" if held else ""
+        click.echo(
+            f"{campaign.name}: nothing new to send; the send log already records "
+            f"{counts.get('sent', 0)} delivered ({store.location}){busy}"
+        )
+    return due, todo
+
+
 async def _deliver(
     prepared: run.Prepared,
     relays: tuple[SmtpConfig, ...],
@@ -202,26 +291,37 @@ async def _deliver(
     retry_failed: tuple[str, ...] | None,
     limit: int | None,
     yes: bool,
+    when: datetime | None = None,
 ) -> tuple[RunSummary | None, str]:
     """Plan, confirm and run this process's share of the campaign; what is left after it.
 
-    The summary is None when nothing was due.
+    The summary is None when nothing was due. With ``when`` the send is confirmed first, then
+    waited for with the send log closed (a connection idle for hours may not survive), then
+    planned afresh.
     """
     campaign = prepared.campaign
-    store = await open_store(send_log or campaign.send_log)
+    location = send_log or campaign.send_log
+    if when is not None:
+        store = await open_store(location)
+        try:
+            _, todo = await _planned(prepared, store, force, retry_unknown, retry_failed, limit)
+            if not todo:
+                return None, await _left(store, campaign.name, None)
+        finally:
+            await store.close()
+        until = f"{when:%Y-%m-%d %H:%M:%S} ({run.zone_label(campaign)})"
+        confirm(f"Send {todo} messages of {campaign.name} at {until}", relays, yes)
+        _waiting[0] = True
+        with waiting(until) as tick:
+            await run.wait_until(when, run.SystemClock(), tick)
+        _waiting[0] = False
+    store = await open_store(location)
     try:
-        due = await run.plan(prepared, store, force, retry_unknown, retry_failed, say)
-        todo = min(due, limit) if limit is not None else due
+        due, todo = await _planned(prepared, store, force, retry_unknown, retry_failed, limit)
         if not todo:
-            counts = await store.counts(campaign.name)
-            held = sum(r.held for r in await store.runs(campaign.name))
-            busy = f"; {held} are held by other runs sending now" if held else ""
-            click.echo(
-                f"{campaign.name}: nothing new to send; the send log already records "
-                f"{counts.get('sent', 0)} delivered ({store.location}){busy}"
-            )
             return None, await _left(store, campaign.name, None)
-        confirm(f"Send {todo} messages of {campaign.name}", relays, yes)
+        if when is None:
+            confirm(f"Send {todo} messages of {campaign.name}", relays, yes)
         say(f"sending up to {todo} messages of {campaign.name} through {describe(relays)}")
         with run.relays_for(prepared, relays) as pool, reporter(todo) as show:
             summary = await run.run_send(

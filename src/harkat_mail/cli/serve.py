@@ -8,11 +8,12 @@ from pathlib import Path
 
 import click
 
+from ..campaign import load_campaign
 from ..delivery import local_relay
-from ..errors import ConfigError
+from ..errors import ConfigError, HarkatError
 from ..mail import Signer, generate_key, secret_from_env
-from ..models import DEFAULT_SECRET_ENV
-from .app import clean_errors, main
+from ..models import DEFAULT_SECRET_ENV, Campaign
+from .app import clean_errors, main, say
 
 
 def until_interrupted(stop: Callable[[], None]) -> None:
@@ -61,6 +62,18 @@ def dkim_key(key_file: Path, selector: str, domain: str) -> None:
     click.echo(f"{selector}._domainkey.{domain}. IN TXT ( {pieces} )")  # 255-byte strings
 
 
+def _campaigns(project: Path) -> list[Campaign]:
+    """The project's campaigns, so the page can name the union; one that does not load is
+    named in a note and its lists are shown by list id."""
+    found = []
+    for path in sorted((project / "campaigns").glob("*.y*ml")):
+        try:
+            found.append(load_campaign(path))
+        except HarkatError as exc:
+            say(f"note: {exc}; its unsubscribe page shows the list id")
+    return found
+
+
 @main.command("unsubscribe-server")
 @click.option(
     "--project",
@@ -102,18 +115,19 @@ def unsubscribe_server(
     'unsubscribe' extra (pip install 'harkat-mail[unsubscribe]').
     """
     try:
-        from ..web.unsubscribe import ServerThread, StoreRecord, make_app
+        from ..web.unsubscribe import ServerThread, StoreRecord, make_app, union_names
     except ImportError:
         raise ConfigError(
             "the unsubscribe server needs aiohttp: pip install 'harkat-mail[unsubscribe]'"
         ) from None
     signer = Signer(secret_from_env(secret_env, required=True))
     suppression = project.resolve() / "suppression.txt"
+    names = union_names(_campaigns(project))
     if send_log:  # both: every machine reads the store, and this project's file still applies
-        app = make_app(signer, suppression, StoreRecord(send_log))
+        app = make_app(signer, suppression, StoreRecord(send_log), names=names)
         where = f"{suppression} and {send_log}"
     else:
-        app, where = make_app(signer, suppression), str(suppression)
+        app, where = make_app(signer, suppression, names=names), str(suppression)
     server = ServerThread(app, host, port).start()
     click.echo(f"unsubscribe server on http://{host}:{server.port}, recording to {where}")
     until_interrupted(server.stop)

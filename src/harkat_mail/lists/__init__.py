@@ -3,6 +3,7 @@
 from .addresses import check_address
 from .cleaning import load_contacts, normalise_language
 from .suppression import add_suppression, read_suppressions
+from .workbook import write_workbook
 
 __all__ = [
     "add_suppression",
@@ -10,4 +11,5 @@ __all__ = [
     "load_contacts",
     "normalise_language",
     "read_suppressions",
+    "write_workbook",
 ]

@@ -106,3 +106,25 @@ def validate_series(
         )
         reasons[slow_mask.to_numpy(zero_copy_only=False)] = [verdicts[v][1] for v in slow]
     return to_series(cleaned, addresses.index), pd.Series(reasons, index=addresses.index)
+
+
+def split_mailbox(value: str) -> tuple[str, str, str]:
+    """``Élise Côté <e@x.ca>`` or ``"Côté, Élise" <e@x.ca>`` -> (address, first, last).
+
+    A cell that is not ``Name <address>`` comes back unchanged with no name. ``Last, First``
+    is read as such; otherwise the first word is the first name (what a greeting uses).
+    Plain string steps, no regex: a hostile cell cannot make this slow.
+    """
+    text = value.strip()
+    if not text.endswith(">"):
+        return value, "", ""
+    before, _, inside = text[:-1].rpartition("<")
+    address = inside.strip()
+    if not address or any(c in address or c in before for c in "<>") or " " in address:
+        return value, "", ""
+    name = " ".join(before.replace('"', " ").split())
+    if "," in name:
+        last, _, first = name.partition(",")
+        return address, first.strip(), last.strip()
+    first, _, last = name.partition(" ")
+    return address, first, last

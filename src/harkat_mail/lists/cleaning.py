@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -13,9 +14,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..errors import ContactListError
-from ..models import Contact, ContactList, ListConfig, Rejected, SourceInfo
-from .addresses import validate_series
-from .arrowtext import clean_column, to_arrow
+from ..models import Contact, ContactList, ListConfig, Rejected, SourceInfo, name_rows
+from .addresses import split_mailbox, validate_series
+from .arrowtext import clean_column, clean_name, to_arrow
 from .consent import consent_basis
 from .reading import map_columns, read_table
 from .segments import segment_mask
@@ -36,11 +37,16 @@ _LANGUAGES = {
 
 
 def normalise_language(value: str, default: str) -> str | None:
-    """Map ``EN``, `` English``, ``Français`` ... to a code; None when unrecognised."""
+    """Map ``EN``, `` English``, ``Français``, ``fr-CA``, ``en_CA`` ... to a code; None when
+    unrecognised."""
     text = value.strip().lower()
     if not text:
         return default
-    return _LANGUAGES.get(text) or (text if len(text) == 2 and text.isalpha() else None)
+    base = re.split(r"[-_\s(/]", text, maxsplit=1)[0]  # fr-CA, en_CA, French (Canada)
+    for candidate in (text, base):
+        if candidate in _LANGUAGES:
+            return _LANGUAGES[candidate]
+    return base if len(base) == 2 and base.isalpha() else None
 
 
 NAME_COLUMNS = ("first_name", "last_name")
@@ -55,6 +61,7 @@ class CleanedList:
     sources: tuple[SourceInfo, ...]
     unknown_languages: int
     segment_name: str
+    unknown_rows: str = ""  # the first of them, to find them by
 
     def counts(self) -> dict[str, int]:
         """Rows read, kept and rejected, and rejections per reason."""
@@ -96,7 +103,7 @@ def clean_list(
     """Load, clean, validate, dedupe, suppress and segment: one verdict per input row."""
     frames, sources = [], []
     for path in config.paths:
-        raw, info = read_table(path, config.sheet, config.max_mb)
+        raw, info, rows = read_table(path, config.sheet, config.max_mb)
         frame = map_columns(path, raw, config.columns)
         if config.consent_required and "consent" not in frame.columns:
             raise ContactListError(
@@ -105,8 +112,9 @@ def clean_list(
             )
         for column in frame.columns:
             frame[column] = clean_column(frame[column], column in NAME_COLUMNS)
+        _split_mailboxes(frame)
         frame["_source"] = path.name
-        frame["_row"] = np.arange(1, len(frame) + 1)
+        frame["_row"] = rows
         frame["_in_segment"] = segment_mask(frame, config.segment, config.segment_name)
         frames.append(frame)
         sources.append(info)
@@ -142,7 +150,7 @@ def clean_list(
     consent_why = basis
     if config.consent_required:
         today = dt.date.today()
-        verdicts = _per_distinct(frame["consent"], lambda v: consent_basis(v, today))
+        verdicts = _per_distinct(_consent_text(frame), lambda v: consent_basis(v, today))
         basis = np.array([b or "" for b, _ in verdicts], dtype=object)
         consent_why = np.array([w for _, w in verdicts], dtype=object)
         no_consent = basis == ""
@@ -165,10 +173,48 @@ def clean_list(
     languages = frame.get(language_column, pd.Series("", index=frame.index)).astype(str)
     language = _per_distinct(languages, lambda v: normalise_language(v, default_language))
     unknown_rows = pd.isna(language)
-    unknown = int((unknown_rows & (reason == "")).sum())
+    named = np.flatnonzero(unknown_rows & (reason == ""))
+    first = [(str(sources_col[i]), int(rows_col[i])) for i in named[:5].tolist()]
     language[unknown_rows] = default_language
     frame["_language"] = language
-    return CleanedList(frame, tuple(sources), unknown, config.segment_name)
+    return CleanedList(
+        frame, tuple(sources), len(named), config.segment_name, name_rows(first, len(named))
+    )
+
+
+def _consent_text(frame: pd.DataFrame) -> pd.Series:
+    """The consent column, with the date from a separate consent-date column when it has
+    none of its own (``express`` + ``2017-03-14`` -> ``express 2017-03-14``)."""
+    consent = frame["consent"]
+    if "consent_date" not in frame.columns:
+        return consent
+    dated = consent.str.contains(r"\d", regex=True).fillna(False)
+    joined = (consent + " " + frame["consent_date"]).str.strip()
+    return consent.where(dated | (frame["consent_date"] == ""), joined)
+
+
+def _split_mailboxes(frame: pd.DataFrame) -> None:
+    """``Élise Côté <elise@example.ca>`` in the address column: the address, and the name
+    where the row's name columns are empty."""
+    angled = frame["email"].str.contains("<", regex=False).fillna(False).to_numpy(dtype=bool)
+    if not angled.any():
+        return
+    positions = np.flatnonzero(angled)
+    parts = [split_mailbox(v) for v in frame["email"].iloc[positions].tolist()]
+    text = frame["email"].dtype
+    emails = frame["email"].to_numpy(dtype=object)
+    emails[positions] = [p[0] for p in parts]
+    frame["email"] = pd.Series(emails, index=frame.index, dtype=text)
+    for column, index in (("first_name", 1), ("last_name", 2)):
+        values = (
+            frame[column].to_numpy(dtype=object)
+            if column in frame.columns
+            else np.full(len(frame), "", dtype=object)
+        )
+        for position, part in zip(positions.tolist(), parts, strict=True):
+            if not values[position] and part[index]:
+                values[position] = clean_name(part[index])
+        frame[column] = pd.Series(values, index=frame.index, dtype=text)
 
 
 def _shared(column: pd.Series) -> list[str]:
@@ -182,6 +228,7 @@ def load_contacts(config: ListConfig, language_column: str, default_language: st
     cleaned = clean_list(config, language_column, default_language)
     frame = cleaned.frame
     rows_read, sources, unknown = len(frame), cleaned.sources, cleaned.unknown_languages
+    unknown_rows = cleaned.unknown_rows
     rejected = _rejected(frame[frame["_reason"] != ""])
     data_columns = [c for c in frame.columns if not c.startswith("_")]
     wanted = [*data_columns, "_language", "_consent", "_key", "email", "_source"]
@@ -215,17 +262,26 @@ def load_contacts(config: ListConfig, language_column: str, default_language: st
     warnings: tuple[str, ...] = ()
     if unknown:
         warnings = (
-            f"{unknown} rows had an unrecognised language; they get the default "
-            f"({default_language})",
+            f"{unknown} {'member has' if unknown == 1 else 'members have'} a language that is "
+            f"not recognised; they get the default ({default_language}): {unknown_rows}",
         )
     return ContactList(tuple(kept), rejected, rows_read, warnings, sources)
 
 
 def _rejected(rows: pd.DataFrame) -> tuple[Rejected, ...]:
-    """Each rejected row with its file, row number, address and reason."""
+    """Each rejected row with its file, row number, address, reason, name and member id."""
+    blank = pd.Series("", index=rows.index)
+    first, last = rows.get("first_name", blank), rows.get("last_name", blank)
+    names = (first.astype(str) + " " + last.astype(str)).str.strip()
     return tuple(
-        Rejected(source, int(row), email, reason)
-        for source, row, email, reason in zip(
-            rows["_source"], rows["_row"], rows["email"], rows["_reason"], strict=True
+        Rejected(source, int(row), email, reason, name, member)
+        for source, row, email, reason, name, member in zip(
+            rows["_source"],
+            rows["_row"],
+            rows["email"],
+            rows["_reason"],
+            names,
+            rows.get("member_id", blank),
+            strict=True,
         )
     )

@@ -106,8 +106,8 @@ def build_message(
     msg["Date"] = format_datetime(now or datetime.now(UTC))
     msg_id = message_id(campaign, contact.key)
     msg["Message-ID"] = msg_id
-    if campaign.reply_to:
-        reply_name, reply_addr = parseaddr(campaign.reply_to)
+    if reply_to := campaign.reply_to_for(language):
+        reply_name, reply_addr = parseaddr(reply_to)
         msg["Reply-To"] = _address(reply_name, reply_addr)
     msg["List-Id"] = f"<{campaign.list_id}>"
     unsub = list_unsubscribe(campaign, unsubscribe)

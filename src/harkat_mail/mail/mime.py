@@ -118,8 +118,8 @@ class VariantMessages:
         self.envelope = envelope_sender(campaign, self.sender)
         self.boundary = f"=_harkat_{secrets.token_hex(12)}"
         fixed = [f"From: {encode_address(sender_name, self.sender, 'From')}"]
-        if campaign.reply_to:
-            reply_name, reply_addr = parseaddr(campaign.reply_to)
+        if reply_to := campaign.reply_to_for(language):
+            reply_name, reply_addr = parseaddr(reply_to)
             fixed.append(f"Reply-To: {encode_address(reply_name, reply_addr, 'Reply-To')}")
         fixed.append(f"List-Id: <{campaign.list_id}>")
         self.fixed = CRLF.join(fixed)

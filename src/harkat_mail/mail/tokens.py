@@ -12,6 +12,10 @@ Version 1 tokens (``<payload>.<mac>``: the payload in clear base64url, HMAC-SHA2
 128 bits) were sent by the previous release. They still verify, because a link already in an
 inbox must keep working (CASL, RFC 8058); none are made any more.
 The secret is not logged or written down, and ``repr`` never shows it.
+
+Test tokens (``"T" + base64url(AES-SIV(...))``) go in ``send --test-to`` messages. They name
+the tester, not a member, and are sealed with other associated data, so a test token never
+opens as a member's token: the endpoint answers "this was a test" and records nothing.
 """
 
 from __future__ import annotations
@@ -42,6 +46,8 @@ _V1_CONTEXT = b"harkat-mail unsubscribe v1\0"
 # HKDF info: this key is for v2 token encryption only; another use derives with another info.
 _V2_KEY_INFO = b"harkat-mail unsubscribe token v2: AES-256-SIV key"
 _V2_AD = [b"harkat-mail unsubscribe v2"]  # binds a ciphertext to this purpose and version
+TEST_VERSION = "T"  # the first character of a test message's token
+_TEST_AD = [b"harkat-mail unsubscribe v2 test message"]  # never opens as a member's token
 _TAG = 16
 _B64URL = re.compile(r"[A-Za-z0-9_-]+")
 
@@ -57,6 +63,7 @@ class Subscription:
     list_id: str
     address: str
     language: str
+    test: bool = False  # from a test message: the address is the tester's; record nothing
 
 
 def _b64(data: bytes) -> str:
@@ -101,29 +108,39 @@ class Signer:
         plain = _SEP.join((list_id, address, language)).encode("utf-8")
         return VERSION + _b64(self._siv.encrypt(plain, _V2_AD))
 
+    def test_token(self, list_id: str, tester: str, language: str) -> str:
+        """The token of a test message sent to ``tester``: answered, never recorded."""
+        if _SEP in list_id or _SEP in tester or _SEP in language:
+            raise ValueError("list id, address and language must not contain U+001F")
+        plain = _SEP.join((list_id, tester, language)).encode("utf-8")
+        return TEST_VERSION + _b64(self._siv.encrypt(plain, _TEST_AD))
+
     def verify(self, token: str) -> Subscription:
         """The subscription a token names; ``BadToken`` if it was not made with this key."""
         token = token.strip()
         if len(token) > MAX_TOKEN:
             raise BadToken("malformed token")
+        test = False
         if "." in token:
             plain = self._open_v1(token)
         elif token.startswith(VERSION):
             plain = self._open_v2(token[len(VERSION) :])
+        elif token.startswith(TEST_VERSION):
+            plain, test = self._open_v2(token[len(TEST_VERSION) :], _TEST_AD), True
         else:
             raise BadToken("malformed token")
         try:
             list_id, address, language = plain.decode("utf-8").split(_SEP)
         except (UnicodeDecodeError, ValueError):
             raise BadToken("malformed token") from None
-        return Subscription(list_id, address, language)
+        return Subscription(list_id, address, language, test)
 
-    def _open_v2(self, body: str) -> bytes:
+    def _open_v2(self, body: str, ad: list[bytes] = _V2_AD) -> bytes:
         data = _unb64(body)
         if len(data) <= _TAG:
             raise BadToken("malformed token")
         try:
-            return self._siv.decrypt(data, _V2_AD)
+            return self._siv.decrypt(data, ad)
         except InvalidTag:
             raise BadToken("token does not authenticate") from None
 

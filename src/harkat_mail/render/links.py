@@ -32,6 +32,10 @@ class Unsubscribe:
         """The link for one recipient."""
         return self.prefix + self.signer.token(self.list_id, contact_key, language)
 
+    def test_url(self, tester: str, language: str) -> str:
+        """The link in a test message: names the tester; the endpoint records nothing for it."""
+        return self.prefix + self.signer.test_token(self.list_id, tester, language)
+
     def works(self, url: str, contact_key: str) -> bool:
         """True when ``url`` is this campaign's link for this recipient and its token verifies."""
         if not url.startswith(self.prefix):

@@ -15,6 +15,7 @@ from jinja2.sandbox import SandboxedEnvironment
 from ..errors import RenderError
 from ..models import Campaign, Contact, RenderedContent, RenderedLetter
 from .bilingual import TEXT_DIVIDER, combine_documents, notice_text
+from .fields import default_filter
 from .inline import (
     JINJA_RE,
     Unsupported,
@@ -47,11 +48,13 @@ _T = TypeVar("_T")
 
 
 def _environment(folder: Path, autoescape: bool) -> SandboxedEnvironment:
-    return SandboxedEnvironment(
+    env = SandboxedEnvironment(
         loader=jinja2.FileSystemLoader(str(folder)),
         undefined=jinja2.StrictUndefined,
         autoescape=autoescape,
     )
+    env.filters["default"] = env.filters["d"] = default_filter  # empty cells too
+    return env
 
 
 @dataclass(frozen=True)
@@ -120,7 +123,7 @@ class Renderer:
             else (self.campaign.default_language)
         )
 
-    def context(self, contact: Contact) -> dict[str, Any]:
+    def context(self, contact: Contact, unsubscribe_url: str = "") -> dict[str, Any]:
         """Row columns, then the campaign's vars, then computed values (later ones win)."""
         language = self.language_for(contact)
         ctx: dict[str, Any] = dict(contact.fields)
@@ -134,7 +137,7 @@ class Renderer:
             member_id=contact.member_id,
             campaign=self.campaign.name,
             list_id=self.campaign.list_id,
-            unsubscribe_url=self.unsubscribe.url(contact.key, language),
+            unsubscribe_url=unsubscribe_url or self.unsubscribe.url(contact.key, language),
             identification=self.identification[language],
         )
         if self.offers_letter:
@@ -336,8 +339,10 @@ class Renderer:
                 f"{type(exc).__name__}: {exc}"
             ) from None
 
-    def _render_with(self, variant: Variant, contact: Contact) -> RenderedContent:
-        ctx = self.context(contact)
+    def _render_with(
+        self, variant: Variant, contact: Contact, unsubscribe_url: str = ""
+    ) -> RenderedContent:
+        ctx = self.context(contact, unsubscribe_url)
         html = self._run(variant.html, ctx, contact)
         if not variant.inline_once:
             html = premailer_inline(html)
@@ -351,9 +356,14 @@ class Renderer:
         )
         return RenderedContent(subject, html, text, ctx["unsubscribe_url"])
 
-    def render(self, contact: Contact) -> RenderedContent:
-        """Render one recipient; ``prepare`` must have run."""
-        return self._render_with(self.variants[self.language_for(contact)], contact)
+    def render(self, contact: Contact, unsubscribe_url: str = "") -> RenderedContent:
+        """Render one recipient; ``prepare`` must have run.
+
+        ``unsubscribe_url`` replaces the member's own link (a test message carries a test link).
+        """
+        return self._render_with(
+            self.variants[self.language_for(contact)], contact, unsubscribe_url
+        )
 
     @property
     def warnings(self) -> list[str]:

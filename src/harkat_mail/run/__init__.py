@@ -9,12 +9,18 @@ from .dryrun import dry_run
 from .prepare import Prepared, plan, prepare, rejected_by_reason
 from .progress import Progress
 from .runner import run_send
-from .send import relay_for, relays_for, send, send_tests
+from .schedule import Clock, SystemClock, countdown, parse_at, wait_until, zone_label
+from .send import relay_for, relays_for, send
+from .testsend import send_tests, tests_outbox
 
 __all__ = [
+    "Clock",
     "Prepared",
     "Progress",
+    "SystemClock",
+    "countdown",
     "dry_run",
+    "parse_at",
     "plan",
     "prepare",
     "rejected_by_reason",
@@ -23,4 +29,7 @@ __all__ = [
     "run_send",
     "send",
     "send_tests",
+    "tests_outbox",
+    "wait_until",
+    "zone_label",
 ]

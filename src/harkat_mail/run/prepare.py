@@ -21,6 +21,7 @@ from ..models import (
 from ..render import VERIFY_SAMPLE, Renderer, missing_identification, spread
 from ..store import Store
 from .liveness import expire_dead_local_runs
+from .mergecheck import language_fallbacks, warn_empty_fields
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,10 @@ def compile_campaign(
     renderer = Renderer(campaign)
     renderer.prepare(contacts.contacts)
     check_identification(campaign, renderer, contacts.contacts)
+    warn_empty_fields(campaign, renderer, contacts.contacts)
+    fallbacks = language_fallbacks(renderer, contacts.contacts)
+    if fallbacks:
+        contacts = replace(contacts, warnings=(*contacts.warnings, *fallbacks))
     signer = DkimSigner(campaign.dkim) if campaign.dkim else None
     builders = {
         lang: VariantMessages(campaign, lang, renderer.content_language(lang), signer)

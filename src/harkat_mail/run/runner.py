@@ -29,6 +29,7 @@ from .prepare import Prepared
 from .progress import Progress
 from .relaypool import deliver_pool
 from .renderpool import Renderers
+from .schedule import Clock, SystemClock, window_gate, windowed
 from .suppress import record_refusals
 
 
@@ -68,12 +69,14 @@ async def run_send(
     say: Callable[[str], None] = lambda _: None,
     progress: Callable[[Progress], None] = lambda _: None,
     pool_from: int | None = None,
+    clock: Clock | None = None,
 ) -> RunSummary:
     """Claim and deliver until nothing is due (or ``limit`` claimed); every verdict recorded.
 
     ``due`` is how many rows were due when the run started (for progress and for choosing
     render workers); ``relay`` is where to connect (the capture relay already started), or
     a pool of relays delivering together.
+    With a ``window:`` in the campaign, messages start only inside it (read on ``clock``).
     """
     campaign = prepared.campaign
     lease = campaign.lease if lease is None else lease
@@ -136,9 +139,10 @@ async def run_send(
             )
             hooks = DeliveryHooks(on_sending, on_result, say, may_send)
             relays = (relay,) if isinstance(relay, SmtpConfig) else tuple(relay)
+            gate = window_gate(campaign, clock or SystemClock(), stop, say)
             stopped_because = await deliver_pool(
                 relays, campaign.retry, source, hooks, stop, attempts,
-                lambda config: budget_for(store, config),
+                lambda config: windowed(budget_for(store, config), gate),
             )
     except HarkatError as exc:  # a claim that failed or was refused
         fail(exc)

@@ -1,19 +1,16 @@
-"""Sending: the relay to use, test sends, and ``send``, one run end to end from Python."""
+"""Sending: the relay to use, and ``send``, one run end to end from Python."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
 
-from ..delivery import DeliveryHooks, deliver, local_relay, password_for
-from ..errors import ConfigError
+from ..delivery import local_relay, password_for
 from ..models import (
-    Contact,
-    DeliveryResult,
-    OutgoingMessage,
     RunSummary,
     SmtpConfig,
 )
@@ -21,12 +18,16 @@ from ..store import open_store
 from .prepare import Prepared, plan
 from .progress import Progress
 from .runner import run_send
+from .schedule import Clock, SystemClock, wait_until
 
 
 @contextlib.contextmanager
-def relay_for(prepared: Prepared, smtp: SmtpConfig) -> Iterator[SmtpConfig]:
+def relay_for(
+    prepared: Prepared, smtp: SmtpConfig, outbox: Path | None = None
+) -> Iterator[SmtpConfig]:
     """The relay to deliver through: the embedded capture relay is started for ``local``.
 
+    The capture relay files into ``outbox`` (default: the campaign's).
     Anything else must get links the unsubscribe server accepts: without the secret the run
     is refused here, in the library, whoever calls it.
     """
@@ -35,7 +36,7 @@ def relay_for(prepared: Prepared, smtp: SmtpConfig) -> Iterator[SmtpConfig]:
         prepared.renderer.unsubscribe.require_secret(smtp.describe())
         yield smtp
         return
-    relay = local_relay(prepared.campaign.outbox).start()
+    relay = local_relay(outbox or prepared.campaign.outbox).start()
     try:
         yield replace(smtp, host=relay.host, port=relay.port, tls="none")
     finally:
@@ -59,50 +60,6 @@ def relays_for(
     yield tuple(relays)
 
 
-def send_tests(
-    prepared: Prepared, addresses: Sequence[str], smtp: SmtpConfig
-) -> list[DeliveryResult]:
-    """One ``[TEST]`` message per variant to each staff address; the send log is not touched.
-
-    Each variant is rendered for its first recipient, so staff see real personalisation.
-    """
-    from ..lists import check_address  # here: render workers import this package, not pandas
-
-    firsts: dict[str, Contact] = {}
-    for contact in prepared.contacts.contacts:
-        firsts.setdefault(prepared.renderer.language_for(contact), contact)
-    messages: list[OutgoingMessage] = []
-    for address in addresses:
-        email, reason = check_address(address)
-        if email is None:
-            raise ConfigError(f"--test-to {address}: {reason}")
-        for language, contact in sorted(firsts.items()):
-            content = prepared.renderer.render(contact)
-            content = replace(content, subject=f"[TEST] {content.subject}")
-            staff = replace(
-                contact,
-                key=f"test:{language}:{email.lower()}",
-                email=email,
-                first_name="",
-                last_name="",
-            )
-            builder = prepared.builders[language]
-            messages.append(builder.build(staff, content, content.unsubscribe_url))
-    results: list[DeliveryResult] = []
-
-    async def stream() -> AsyncIterator[OutgoingMessage]:
-        for message in messages:
-            yield message
-
-    async def no_log(_: OutgoingMessage) -> None:
-        return None
-
-    hooks = DeliveryHooks(no_log, lambda result, _: results.append(result))
-    with relay_for(prepared, smtp) as relay:
-        asyncio.run(deliver(relay, replace(prepared.campaign.retry, attempts=1), stream(), hooks))
-    return results
-
-
 def send(
     prepared: Prepared,
     smtp: SmtpConfig | Sequence[SmtpConfig] | None = None,
@@ -115,6 +72,8 @@ def send(
     say: Callable[[str], None] = lambda _: None,
     progress: Callable[[Progress], None] = lambda _: None,
     pool_from: int | None = None,
+    at: datetime | None = None,
+    clock: Clock | None = None,
 ) -> RunSummary:
     """Plan the campaign in its send log and deliver this run's share; every verdict recorded.
 
@@ -123,9 +82,13 @@ def send(
     Other runs on the same send log (other processes, other machines) share the work: each
     member is claimed by one run. ``send_log`` overrides the campaign's (a path or a
     ``postgresql://`` URL). Ctrl-C ends the run after the messages in flight.
+    ``at`` (see ``parse_at``): wait until then first. ``clock``: where time is read.
     """
+    clock = clock or SystemClock()
 
     async def go() -> RunSummary:
+        if at is not None:
+            await wait_until(at, clock)
         store = await open_store(send_log or prepared.campaign.send_log)
         try:
             due = await plan(prepared, store, force, retry_unknown)
@@ -133,7 +96,7 @@ def send(
             with relays_for(prepared, relays) as relay:
                 return await run_send(
                     prepared, store, relay, due=due, retry_unknown=retry_unknown, limit=limit,
-                    lease=lease, say=say, progress=progress, pool_from=pool_from,
+                    lease=lease, say=say, progress=progress, pool_from=pool_from, clock=clock,
                 )
         finally:
             await store.close()

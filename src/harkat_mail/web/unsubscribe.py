@@ -5,7 +5,10 @@ link scanners that fetch every URL unsubscribe nobody. ``POST`` with the form fi
 ``List-Unsubscribe=One-Click`` (what Gmail and Yahoo send, and what the page's button sends)
 records the address in the project-wide suppression file at once; every later campaign skips
 it. No cookies, no login. A bad or forged token gets a plain 400 and changes nothing.
+A test message's token (``send --test-to``) gets a page saying so, and nothing is recorded.
 Addresses are not written to the server's log: the suppression file is the record.
+The page names the union (the campaign's ``identification`` name, else its From name) when
+the server knows the list's campaign, else the list id.
 """
 
 from __future__ import annotations
@@ -15,7 +18,8 @@ import html
 import logging
 import socket
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from email.utils import parseaddr
 from pathlib import Path
 
 from aiohttp import web
@@ -23,6 +27,7 @@ from aiohttp import web
 from ..errors import HarkatError
 from ..lists.suppression import add_suppression, read_suppressions
 from ..mail.tokens import BadToken, Signer, Subscription
+from ..models import Campaign
 from ..store import Store, open_store
 
 log = logging.getLogger(__name__)
@@ -36,17 +41,21 @@ _HEADERS = {
 _TEXT: Mapping[str, Mapping[str, str]] = {
     "en": {
         "title": "Unsubscribe",
-        "ask": "Stop sending messages from the list {list} to {address}?",
+        "ask": "Stop sending messages from {list} to {address}?",
         "button": "Unsubscribe",
-        "done": "Done: {address} will receive no more messages from the list {list}.",
-        "already": "{address} is already unsubscribed from the list {list}.",
+        "done": "Done: {address} will receive no more messages from {list}.",
+        "already": "{address} is already unsubscribed from the messages of {list}.",
+        "test": "This was a test message; nothing was recorded. A member who uses this link "
+        "in their own message stops receiving messages from {list} at once.",
     },
     "fr": {
         "title": "Désabonnement",
-        "ask": "Ne plus envoyer les messages de la liste {list} à {address} ?",
+        "ask": "Ne plus envoyer à {address} les messages envoyés par {list} ?",
         "button": "Me désabonner",
-        "done": "C’est fait : {address} ne recevra plus de messages de la liste {list}.",
-        "already": "{address} est déjà désabonné·e de la liste {list}.",
+        "done": "C’est fait : {address} ne recevra plus les messages envoyés par {list}.",
+        "already": "{address} est déjà désabonné·e des messages envoyés par {list}.",
+        "test": "C’était un message d’essai ; rien n’a été enregistré. Un membre qui suit ce "
+        "lien dans son propre message ne reçoit plus les messages envoyés par {list}.",
     },
 }
 NOT_RECORDED = (
@@ -59,10 +68,38 @@ BAD_TOKEN = (
 )
 
 
-def _page(subscription: Subscription, key: str, form: bool) -> web.Response:
+Names = Mapping[str, Mapping[str, str]]  # list id -> language ("*": any) -> the union's name
+
+
+def sender_name(campaign: Campaign, language: str) -> str:
+    """Who sends, by name: the identification's name in the language, else From's name."""
+    if campaign.identification is not None:
+        return campaign.identification.name_for(language)
+    name, address = parseaddr(campaign.sender_for(language))
+    return name or address
+
+
+def union_names(campaigns: Iterable[Campaign]) -> dict[str, dict[str, str]]:
+    """Who sends each list, by language, as its unsubscribe page names it."""
+    names: dict[str, dict[str, str]] = {}
+    for campaign in campaigns:
+        languages = {*_TEXT, *campaign.sender, campaign.default_language}
+        if campaign.identification is not None:
+            languages |= set(campaign.identification.name) - {"*"}
+        by_language = {lang: sender_name(campaign, lang) for lang in sorted(languages)}
+        by_language["*"] = sender_name(campaign, campaign.default_language)
+        names.setdefault(campaign.list_id, by_language)
+    return names
+
+
+def _page(
+    subscription: Subscription, key: str, form: bool, names: Names | None = None
+) -> web.Response:
     words = _TEXT.get(subscription.language, _TEXT["en"])
+    known = (names or {}).get(subscription.list_id, {})
+    shown = known.get(subscription.language) or known.get("*") or subscription.list_id
     values = {
-        "list": f"<b>{html.escape(subscription.list_id)}</b>",
+        "list": f"<b>{html.escape(shown)}</b>",
         "address": f"<b>{html.escape(subscription.address)}</b>",
     }
     body = f"<p>{words[key].format(**values)}</p>"
@@ -123,14 +160,17 @@ class StoreRecord:
             await self.store.close()
 
 
-def make_app(signer: Signer, *records: Path | FileRecord | StoreRecord) -> web.Application:
+def make_app(
+    signer: Signer, *records: Path | FileRecord | StoreRecord, names: Names | None = None
+) -> web.Application:
     """The application: any path, token in the ``t`` query parameter.
 
     ``records``: where an unsubscribe is written, every one of them: the project's suppression
-    file (a path), and a send log shared by every sending machine.
+    file (a path), and a send log shared by every sending machine. ``names``: who sends each
+    list, per language (``union_names``), for the page to name the union.
     """
     where = [FileRecord(r) if isinstance(r, Path) else r for r in records]
-    names = ", ".join(w.where for w in where)
+    places = ", ".join(w.where for w in where)
 
     def subscription(request: web.Request) -> Subscription:
         try:
@@ -140,11 +180,13 @@ def make_app(signer: Signer, *records: Path | FileRecord | StoreRecord) -> web.A
 
     async def confirm(request: web.Request) -> web.Response:
         named = subscription(request)
+        if named.test:  # a test message: say so, look nothing up
+            return _page(named, "test", form=False, names=names)
         try:
             already = any([await w.contains(named.address) for w in where])
         except (HarkatError, OSError):
             already = False  # the page only asks; the POST reports a failure to record
-        return _page(named, "already" if already else "ask", form=not already)
+        return _page(named, "already" if already else "ask", form=not already, names=names)
 
     async def unsubscribe(request: web.Request) -> web.Response:
         named = subscription(request)
@@ -153,15 +195,17 @@ def make_app(signer: Signer, *records: Path | FileRecord | StoreRecord) -> web.A
             raise web.HTTPBadRequest(
                 text="expected the form field List-Unsubscribe=One-Click\n", headers=_HEADERS
             )
+        if named.test:  # the tester's address is no member's: nothing is recorded anywhere
+            return _page(named, "test", form=False, names=names)
         try:
             for record in where:
                 await record.add(named.address, named.list_id)
         except (HarkatError, OSError) as exc:
             # Not recorded: say so (a mail provider retries a failed one-click POST); the log
             # line names where and the cause, never the address.
-            log.error("unsubscribe not recorded in %s: %s", names, type(exc).__name__)
+            log.error("unsubscribe not recorded in %s: %s", places, type(exc).__name__)
             raise web.HTTPServiceUnavailable(text=NOT_RECORDED, headers=_HEADERS) from None
-        return _page(named, "done", form=False)
+        return _page(named, "done", form=False, names=names)
 
     app = web.Application(client_max_size=16 * 1024)
     app.router.add_get("/{tail:.*}", confirm)
