@@ -47,8 +47,8 @@ def _project(folder: Path) -> Path:
     for name in ("campaigns", "lists", "templates"):
         shutil.copytree(ROOT / name, folder / name)
     yaml = folder / "campaigns" / "sept2018.yaml"
-    text = yaml.read_text().replace("smtp: local\n", f"smtp: local\nbounces: {{address: {BOUNCES}, verp: true}}\n")
-    yaml.write_text(text)
+    bounces = f"smtp: local\nbounces: {{address: {BOUNCES}, verp: true}}\n"
+    yaml.write_text(yaml.read_text().replace("smtp: local\n", bounces))
     subprocess.run(
         [sys.executable, "-m", "harkat_mail", "send", str(yaml), "--yes"],
         check=True, capture_output=True, env=os.environ,
@@ -60,7 +60,8 @@ def _maildir(folder: Path, yaml: Path, count: int) -> Path:
     campaign = load_campaign(yaml)
     verp = Verp(BOUNCES, os.environ["HARKAT_UNSUBSCRIBE_SECRET"].encode())
     with sqlite3.connect(campaign.send_log) as db:
-        rows = db.execute("SELECT key, email FROM recipient WHERE state = 'sent' ORDER BY key").fetchall()
+        query = "SELECT key, email FROM recipient WHERE state = 'sent' ORDER BY key"
+        rows = db.execute(query).fetchall()
     box = folder / "Maildir"
     for sub in ("cur", "new", "tmp"):
         (box / sub).mkdir(parents=True)
@@ -75,7 +76,7 @@ def _maildir(folder: Path, yaml: Path, count: int) -> Path:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--messages", type=int, default=2000, help="returned messages in the Maildir")
+    parser.add_argument("--messages", type=int, default=2000, help="messages in the Maildir")
     args = parser.parse_args()
     os.environ.setdefault("HARKAT_UNSUBSCRIBE_SECRET", "benchmark-secret-" + "x" * 32)
     with tempfile.TemporaryDirectory() as tmp:
@@ -96,9 +97,10 @@ def main() -> None:
 
     n = args.messages
     print(f"{n} DSNs in a Maildir, sample campaign ({summary.sent} sent), SQLite send log")
-    print(f"  applied: {dict(summary.applied)}; {summary.suppressed} suppressed; {summary.moved} moved")
-    print(f"  bounces process ...... {n / spent[1]:7.0f} messages/s wall ({n / spent[0]:6.0f}/s CPU)")
-    print(f"  anchor: classify only  {n / anchor[1]:7.0f} messages/s wall ({n / anchor[0]:6.0f}/s CPU)")
+    applied = dict(summary.applied)
+    print(f"  applied: {applied}; {summary.suppressed} suppressed; {summary.moved} moved")
+    for label, (cpu, wall) in (("bounces process .....", spent), ("anchor: classify only", anchor)):
+        print(f"  {label} {n / wall:7.0f} messages/s wall ({n / cpu:6.0f}/s CPU)")
     print(f"  process / classify: {spent[1] / anchor[1]:.1f}x the wall time")
 
 
