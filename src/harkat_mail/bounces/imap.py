@@ -59,7 +59,7 @@ class ImapMailbox:
         self.password_env = password_env
         self.ca_file = ca_file
         self.client: aioimaplib.IMAP4 | None = None
-        self.timeout = TIMEOUT
+        self.timeout = TIMEOUT  # seconds for any one command
 
     def _password(self) -> str:
         value = os.environ.get(self.password_env or "", "")
@@ -102,12 +102,12 @@ class ImapMailbox:
         try:
             if self.tls:
                 client: aioimaplib.IMAP4 = aioimaplib.IMAP4_SSL(
-                    self.host, self.port, timeout=TIMEOUT, ssl_context=context
+                    self.host, self.port, timeout=self.timeout, ssl_context=context
                 )
-                await asyncio.wait_for(client.wait_hello_from_server(), self.timeout)
+                await client.wait_hello_from_server()
             else:
-                client = aioimaplib.IMAP4(self.host, self.port, timeout=TIMEOUT)
-                await asyncio.wait_for(client.wait_hello_from_server(), self.timeout)
+                client = aioimaplib.IMAP4(self.host, self.port, timeout=self.timeout)
+                await client.wait_hello_from_server()
                 await self._starttls(client, context)
             await self._run("LOGIN", client.login(self.user, password))
         except ssl.SSLError as exc:
