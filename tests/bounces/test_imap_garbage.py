@@ -69,5 +69,5 @@ def test_a_misbehaving_imap_server_is_one_error_naming_the_command(
         return str(caught.value)
 
     message = asyncio.run(asyncio.wait_for(go(), 60))
-    assert message.startswith(f"imaps://u@127.0.0.1:") and "UID SEARCH failed" in message
+    assert message.startswith("imaps://u@127.0.0.1:") and "UID SEARCH failed" in message
     assert "\n" not in message
