@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import socket
 import threading
-from collections import Counter
+import time
+from collections import Counter, deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
@@ -45,8 +47,11 @@ class RecordingHandler:
     Stages: ``mail``, ``rcpt``, ``data-cmd`` (the DATA command, before 354) and ``data`` (the
     reply after the final dot). Actions: a reply such as ``"451 4.3.0 busy"``, ``"drop"``
     (close the connection), ``"slow:SECONDS"`` (reply late), or ``"drop-after-dot"`` (keep
-    the message, never answer). ``times`` limits a rule to its first uses.
-    ``throttle_first`` answers the first N MAIL commands with a rate-limit 451.
+    the message, never answer). ``times`` limits a rule to its first uses. At ``data-cmd``,
+    ``"354-drop"`` answers 354 and hangs up before any message data.
+    ``throttle_first`` answers the first N MAIL commands with a rate-limit 451; ``max_rate``
+    answers MAIL like Amazon SES past that many accepted messages in the last second;
+    ``max_sessions`` greets sessions beyond that many at once with a 421.
     """
 
     rules: dict[str, tuple[Any, ...]] = field(default_factory=dict)
@@ -55,6 +60,12 @@ class RecordingHandler:
     rsets: int = 0
     rcpt_calls: Counter[str] = field(default_factory=Counter)
     throttle_first: int = 0
+    max_rate: float | None = None
+    max_sessions: int | None = None
+    refuse_reconnects: int = 0  # sessions after the first greeted with a 421, this many times
+    open_sessions: int = 0
+    accepted_at: deque[float] = field(default_factory=deque)
+    rcpt_log: list[str] = field(default_factory=list)  # every RCPT, in order
     mail_calls: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -99,6 +110,14 @@ class RecordingHandler:
             throttled = self.mail_calls <= self.throttle_first
         if throttled:
             return "451 4.7.1 Rate limit exceeded, slow down"
+        if self.max_rate is not None:
+            with self.lock:
+                now = time.monotonic()
+                while self.accepted_at and self.accepted_at[0] < now - 1.0:
+                    self.accepted_at.popleft()
+                if len(self.accepted_at) >= self.max_rate:
+                    return "454 4.7.0 Throttling failure: Maximum sending rate exceeded."
+                self.accepted_at.append(now)
         envelope.mail_from = address
         return "250 OK"
 
@@ -112,6 +131,7 @@ class RecordingHandler:
     ) -> str:
         with self.lock:
             self.rcpt_calls[address] += 1
+            self.rcpt_log.append(address)
         reply = await self._act(server, self.action(address, "rcpt"))
         if reply:
             return reply
@@ -146,7 +166,31 @@ class CountingSMTP(SMTPServer):
         handler = self.event_handler
         with handler.lock:
             handler.connections += 1
+            handler.open_sessions += 1
+            full = handler.max_sessions is not None and handler.open_sessions > handler.max_sessions
+            if handler.connections > 1 and handler.refuse_reconnects > 0:
+                handler.refuse_reconnects -= 1
+                full = True
+        self.rejected = full
+        if full:
+            assert isinstance(transport, asyncio.WriteTransport)
+            transport.write(b"421 4.7.0 Too many connections, try again later\r\n")
+            transport.close()
+            return
         super().connection_made(transport)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        with self.event_handler.lock:
+            self.event_handler.open_sessions -= 1
+        if not self.rejected:
+            super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if not self.rejected:
+            super().data_received(data)
+
+    def eof_received(self) -> bool | None:
+        return False if self.rejected else super().eof_received()
 
     async def smtp_RSET(self, arg: str) -> None:
         with self.event_handler.lock:
@@ -159,6 +203,15 @@ class CountingSMTP(SMTPServer):
         if action == "drop":
             assert self.transport is not None
             self.transport.abort()
+            return
+        if action == "354-drop":  # the reply and the close leave back to back, no loop turn between
+            assert self.transport is not None
+            fd = self.transport.get_extra_info("socket").fileno()
+            with socket.fromfd(fd, socket.AF_INET, socket.SOCK_STREAM) as raw:
+                # MSG_MORE: the 354 and the FIN leave in one segment, as over a long link.
+                raw.send(b"354 End data with <CR><LF>.<CR><LF>\r\n", socket.MSG_MORE)
+                raw.shutdown(socket.SHUT_RDWR)
+            self.transport.close()
             return
         if action:
             await self.push(action)

@@ -139,7 +139,7 @@ def test_auth_password_never_reaches_output_log_or_previews(
 
 
 def test_wrong_password_stops_the_run(project: Path, smtp_server, monkeypatch) -> None:
-    """A refused login stops the run at once with exit 1 and a clear line; nothing is sent."""
+    """A refused login stops the run at once with exit 3 and one line naming the 535."""
 
     def authenticator(server, session, envelope, mechanism, auth_data) -> AuthResult:
         return AuthResult(success=False, handled=False)
@@ -155,6 +155,6 @@ def test_wrong_password_stops_the_run(project: Path, smtp_server, monkeypatch) -
     )
     monkeypatch.setenv("HARKAT_TEST_PW", "wrong")
     result = CliRunner().invoke(main, ["send", str(project), "--yes"])
-    assert result.exit_code == 1
-    assert "535" in result.output and "nothing was sent" in result.output
+    assert result.exit_code == 3
+    assert f"cannot connect to 127.0.0.1:{server.port}: authentication refused (535" in result.output
     assert handler.messages == []

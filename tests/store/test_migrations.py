@@ -51,7 +51,7 @@ def test_new_log_is_created_at_the_current_version(tmp_path: Path) -> None:
     """A new log records the newest schema version and has every column, consent included."""
     SendLog(tmp_path / "log.sqlite").close()
     assert user_version(tmp_path / "log.sqlite") == schema.SCHEMA_VERSION == 6
-    assert {"consent", "relay"} <= set(_columns(tmp_path / "log.sqlite"))
+    assert {"consent", "relay", "throttled", "first_tried_at"} <= set(_columns(tmp_path / "log.sqlite"))
 
 
 @pytest.mark.parametrize("stored", [0, 1])
@@ -63,8 +63,9 @@ def test_version_1_log_migrates_and_keeps_its_rows(tmp_path: Path, stored: int) 
         assert log.counts("c") == {"sent": 1, "pending": 1, "skipped": 1}
     assert user_version(path) == schema.SCHEMA_VERSION
     bounce = ["bounce_class", "bounce_status", "bounce_diagnostic"]  # migration 6
-    assert _columns(path)[-6:] == ["consent", "run_id", "relay", *bounce]  # migrations 2, 3, 5, 6
-    assert read_rows(path) == [(*row, "", None, "", "", "", "") for row in V1_ROWS]
+    added = ["consent", "run_id", "throttled", "first_tried_at", "relay", *bounce]
+    assert _columns(path)[-8:] == added  # migrations 2 to 6
+    assert read_rows(path) == [(*row, "", None, 0, None, "", "", "", "") for row in V1_ROWS]
     assert read_rows(path, "SELECT * FROM campaign") == [("c", "{}", 1.0)]
 
 
@@ -82,8 +83,8 @@ def test_version_2_log_from_before_versions_is_stamped_unchanged(tmp_path: Path)
     before = read_rows(path)
     SendLog(path).close()
     assert user_version(path) == schema.SCHEMA_VERSION
-    # No run holds them, and no relay or bounce is known for them.
-    assert read_rows(path) == [(*row, None, "", "", "", "") for row in before]
+    # No run holds them, and no try, relay or bounce is known for them.
+    assert read_rows(path) == [(*row, None, 0, None, "", "", "", "") for row in before]
 
 
 def test_newer_log_is_refused_and_left_alone(tmp_path: Path) -> None:
@@ -147,7 +148,10 @@ def test_resume_of_a_version_1_log_sends_only_the_rest(
     # Rewrite the log as version 1 (no consent column, user_version 0), rows and all.
     rows = read_rows(log_path, "SELECT * FROM recipient")
     campaigns = read_rows(log_path, "SELECT * FROM campaign")
-    added = ("consent", "run_id", "relay", "bounce_class", "bounce_status", "bounce_diagnostic")
+    added = (
+        "consent", "run_id", "throttled", "first_tried_at", "relay",
+        "bounce_class", "bounce_status", "bounce_diagnostic",
+    )
     keep = [i for i, name in enumerate(_columns(log_path)) if name not in added]
     log_path.unlink()
     build_old_log(log_path, VERSION_1_SQL, 0)

@@ -289,13 +289,22 @@ def load_campaign(path: str | Path) -> Campaign:
     if "*" in reply_to:
         reply_to[default_language] = reply_to.pop("*")
     list_id = _list_id(r, top, name, senders[default_language])
-    retry_spec = r.map(top.get("retry", {}), ("retry",), {"attempts", "delays"})
+    retry_spec = r.map(
+        top.get("retry", {}), ("retry",), {"attempts", "delays", "throttle_attempts", "max_age"}
+    )
     delays = retry_spec.get("delays", list(RetryPolicy().delays))
     if not isinstance(delays, list) or not delays:
         raise doc.error(("retry", "delays"), "expected a list of seconds, e.g. [10, 60, 300]")
     retry = RetryPolicy(
         attempts=r.integer(retry_spec.get("attempts", 3), ("retry", "attempts"), 1, 50),
         delays=tuple(r.number(d, ("retry", "delays", str(i))) for i, d in enumerate(delays)),
+        throttle_attempts=r.integer(
+            retry_spec.get("throttle_attempts", RetryPolicy.throttle_attempts),
+            ("retry", "throttle_attempts"),
+            1,
+            1000,
+        ),
+        max_age=_duration(r, retry_spec.get("max_age", "24h"), ("retry", "max_age")),
     )
     bilingual = r.choice(top.get("bilingual", "separate"), ("bilingual",), _BILINGUAL)
     base = source.parent
@@ -335,3 +344,22 @@ def load_campaign(path: str | Path) -> Campaign:
         letter=letter_config(r, top.get("letter"), template, variables),
         relays=relays if len(relays) > 1 or isinstance(top.get("smtp"), list) else (),
     )
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _duration(r: Reader, value: object, at: tuple[str, ...]) -> float:
+    """Seconds, or a number with a unit: ``90s``, ``30m``, ``24h``, ``2d``."""
+    if isinstance(value, str) and value.strip()[-1:].lower() in _UNITS:
+        text = value.strip()
+        try:
+            seconds = float(text[:-1]) * _UNITS[text[-1].lower()]
+        except ValueError:
+            why = f"expected a duration such as 24h or 90m, got {value!r}"
+            raise r.doc.error(at, why) from None
+    else:
+        seconds = r.number(value, at)
+    if seconds <= 0:
+        raise r.doc.error(at, "expected a duration above zero, such as 24h")
+    return seconds

@@ -22,6 +22,15 @@ from .app import REJECTS_HELP, SEND_LOG_HELP, clean_errors, confirm, describe, m
 from .progress import reporter, waiting
 
 
+def _when(epoch: float) -> str:
+    """A due time as people read it: local clock, and how long from now."""
+    left = max(0.0, epoch - time.time())
+    wait = f"{left:.0f} s" if left < 120 else f"{left / 60:.0f} min" if left < 7200 else (
+        f"{left / 3600:.1f} h"
+    )
+    return f"{datetime.fromtimestamp(epoch):%Y-%m-%d %H:%M:%S} (in {wait})"
+
+
 def _summary(summary: RunSummary) -> None:
     skipped = ", ".join(f"{n} {reason}" for reason, n in sorted(summary.skipped.items())) or "none"
     if summary.dry_run:
@@ -53,7 +62,12 @@ def _summary(summary: RunSummary) -> None:
         click.echo(f"{summary.lost} left to other runs (they hold those members now)")
     if summary.stopped_because:
         click.echo(f"stopped early: {summary.stopped_because}")
-    if summary.deferred or summary.stopped_because or summary.interrupted:
+    if summary.deferred and summary.next_retry_at is not None:
+        click.echo(
+            f"{summary.deferred} deferred: the next is due at {_when(summary.next_retry_at)}; "
+            "run the same command again then"
+        )
+    elif summary.deferred or summary.stopped_because or summary.interrupted:
         click.echo("not everyone has a verdict yet: run the same command again to resume")
     if summary.unknown:
         click.echo(

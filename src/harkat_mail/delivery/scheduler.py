@@ -1,31 +1,41 @@
-"""The delivery scheduler: reused sessions, one shared rate limit, retries, stopping cleanly.
+"""The delivery scheduler: reused sessions, one adaptive rate, retries, stopping cleanly.
 
-Messages stream in; ``connections`` workers each hold one ``Session``; a deferred message is
-retried after the policy's delay until its attempts are used up; throttling slows the shared
-limiter. Verdicts go to the caller's hooks, which own the send log.
+Messages stream in; ``connections`` workers each hold one ``Session``. Every refusal is read
+through ``replies``: throttling slows the shared limiter (AIMD) and is retried soon on its own
+budget; a per-recipient deferral waits out the policy's delay without holding an in-flight
+slot or slowing anyone; a relay that refuses us stops the run with members left pending.
+Verdicts go to the caller's hooks, which own the send log.
 """
 
 from __future__ import annotations
 
 import asyncio
-import re
-import ssl
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import aiosmtplib
 
-from ..errors import DeliveryError
-from ..models import DeliveryResult, Outcome, OutgoingMessage, RetryPolicy, SmtpConfig
-from .ratelimit import Budget, CapReached, RateLimiter
+from ..errors import RelayUnavailable
+from ..models import (
+    DeliveryResult,
+    Outcome,
+    OutgoingMessage,
+    RetryPolicy,
+    SmtpConfig,
+    Tries,
+)
+from .ratelimit import Budget, CapReached, RateLimiter, nap
+from .replies import Kind, classify_reply, connect_failure, hint, is_timeout
 from .session import Session, password_for
 
-MAX_CONNECT_FAILURES = 3
-THROTTLE_CODES = (421, 450, 451, 452, 454)
-_THROTTLE_TEXT = re.compile(r"rate|too many|throttl|slow down|try again later", re.I)
-THROTTLE_STREAK = 3  # this many 4xx in a row across connections reads as throttling
-CALM_STREAK = 50  # deliveries in a row after which a slowed-down run speeds up again
+IN_RUN_RETRY = 900.0  # seconds: a retry due later than this is left to a later run
+RECONNECTS = 3  # refused sessions in a row, after deliveries, before the relay counts as down
+TIMEOUT_BREAKER = 5  # timeouts in a row (no reply in between) that stop the run
+THROTTLE_BREAKER = 60.0  # seconds of throttling replies, nothing accepted, that stop the run
+SESSION_ERRORS = (aiosmtplib.SMTPException, OSError, TimeoutError)
+
+Item = tuple[OutgoingMessage, bool]  # the message, and whether it holds an in-flight slot
 
 
 @dataclass
@@ -44,22 +54,32 @@ class DeliveryHooks:
 class _Run:
     """State shared by the workers of one ``deliver`` call."""
 
-    queue: asyncio.Queue[OutgoingMessage | None]
+    queue: asyncio.Queue[Item | None]
     slots: asyncio.Semaphore
-    outstanding: int = 0
+    sessions: list[Session] = field(default_factory=list)
+    outstanding: int = 0  # fed and without a final verdict in this run (retries included)
     fed_all: bool = False
     done: asyncio.Event = field(default_factory=asyncio.Event)
     retries: set[asyncio.TimerHandle] = field(default_factory=set)
-    streak: int = 0
-    calm: int = 0
-    started: float = field(default_factory=time.monotonic)
+    opening: int = 0
+    reconnects: int = 0  # sessions refused in a row after the relay had taken messages
+    retired: int = 0
+    timeouts: int = 0
+    throttles: int = 0
+    accepted_at: float = field(default_factory=time.monotonic)
     sent: int = 0
     stop_reason: str = ""
+    unavailable: RelayUnavailable | None = None
     failure: BaseException | None = None  # a hook or the budget failed: raised at the end
 
-    def finish_one(self) -> None:
+    def open_sessions(self) -> int:
+        return sum(1 for s in self.sessions if _is_open(s))
+
+    def finish(self, slot: bool) -> None:
+        """A message is done with for this run (verdict given, or left as it was)."""
         self.outstanding -= 1
-        self.slots.release()
+        if slot:
+            self.slots.release()
         if self.fed_all and self.outstanding == 0:
             self.done.set()
 
@@ -70,76 +90,169 @@ async def deliver(
     messages: AsyncIterator[OutgoingMessage],
     hooks: DeliveryHooks,
     stop: asyncio.Event | None = None,
-    attempts: dict[str, int] | None = None,
+    attempts: dict[str, Tries] | None = None,
     budget: Budget | None = None,
 ) -> str:
     """Send every message over ``config.connections`` reused sessions; return why it stopped.
 
-    Deferred messages are retried in this run after the policy's delays until their attempts
-    are used up (then failed). Throttling replies slow everyone down and do not use up an
-    attempt. Setting ``stop`` ends the run after the messages in progress. The return value is
-    empty when the run went through its list, else the reason it stopped early.
+    Deferred messages are retried in this run after the policy's delays (those due within
+    ``IN_RUN_RETRY``) until a budget is used up: ``policy.attempts`` tries for per-recipient
+    deferrals, ``policy.throttle_attempts`` throttling replies, ``policy.max_age`` since the
+    first try; then they are failed. Setting ``stop`` ends the run after the messages in
+    progress. The return value is empty when the run went through its list, else why it
+    stopped early. Raises ``RelayUnavailable`` when the relay cannot be used at all.
 
     ``attempts`` holds the tries already made per key (the caller may add keys while messages
     stream in); ``budget`` is the relay's shared budget (rate and caps across runs).
     """
     password = password_for(config)
     stop = stop or asyncio.Event()
-    limiter = RateLimiter(config.rate, budget, policy.throttle_pause)
+    limiter = RateLimiter(config.rate, budget, stop)
     run = _Run(asyncio.Queue(), asyncio.Semaphore(config.connections * 4))
-    attempts = {} if attempts is None else attempts
+    tries = {} if attempts is None else attempts
+    relay = f"{config.host}:{config.port}"
+
+    def halt(reason: str) -> None:
+        if not stop.is_set():
+            run.stop_reason = reason
+            hooks.notice(reason)
+            stop.set()
 
     def retry_later(message: OutgoingMessage, delay: float) -> None:
         def put() -> None:
             run.retries.discard(handle)
-            run.queue.put_nowait(message)
+            run.queue.put_nowait((message, False))
 
         handle = asyncio.get_running_loop().call_later(delay, put)
         run.retries.add(handle)
 
-    def settle(message: OutgoingMessage, result: DeliveryResult) -> None:
-        """Record a verdict; schedule a retry or close the message's slot."""
+    def give_up(result: DeliveryResult, why: str) -> DeliveryResult:
+        return replace(result, outcome=Outcome.FAILED, reply=f"{why}: {result.reply}")
+
+    def settle(message: OutgoingMessage, slot: bool, result: DeliveryResult) -> None:
+        """Record a verdict; schedule a retry, or close the message's slot."""
         if result.outcome is Outcome.LOST:  # never sent: nothing to learn about the relay
             hooks.result(result, None)
-            run.finish_one()
+            run.finish(slot)
             return
-        throttled = result.outcome is Outcome.DEFERRED and (
-            is_throttling(result) or run.streak + 1 >= THROTTLE_STREAK
-        )
-        run.streak = run.streak + 1 if result.outcome is Outcome.DEFERRED else 0
+        kind = classify_reply(result.code, result.reply)
+        timed_out = result.outcome is not Outcome.SENT and is_timeout(result.code, result.reply)
+        run.timeouts = run.timeouts + 1 if timed_out else 0
+        if run.timeouts >= TIMEOUT_BREAKER:
+            halt(
+                f"{relay} did not answer {run.timeouts} tries in a row within {config.timeout:g} s;"
+                " stopped instead of waiting out every member"
+            )
         if result.outcome is Outcome.SENT:
             run.sent += 1
-            run.calm += 1
-            if run.calm >= CALM_STREAK:
-                run.calm = 0
-                limiter.speed_up()
-        if throttled:
-            run.calm = 0
-            elapsed = max(time.monotonic() - run.started, 0.001)
-            rate = limiter.slow_down(run.sent / elapsed)
-            if rate is not None:
-                hooks.notice(
-                    f"the relay is pushing back ({result.code} {result.reply.strip()[:60]}): "
-                    f"slowing down to {rate:.1f} messages/s"
-                )
-            run.streak = 0
-        else:
-            attempts[message.key] = attempts.get(message.key, 0) + 1
-        retry = result.outcome is Outcome.DEFERRED and not stop.is_set()
-        if retry and attempts.get(message.key, 0) >= policy.attempts:
-            result = DeliveryResult(
-                message.key,
-                Outcome.FAILED,
-                result.code,
-                f"gave up after {policy.attempts} attempts: {result.reply}",
+            run.throttles = 0
+            run.accepted_at = time.monotonic()
+            limiter.accepted()
+        if result.outcome is Outcome.FAILED and kind is Kind.REFUSED:
+            # About us, not the recipient: the member stays as it was, and the run stops.
+            run.unavailable = run.unavailable or RelayUnavailable(
+                f"{relay} refuses us: {result.code} {result.reply.strip()[:120]}"
             )
-            retry = False
-        delay = policy.throttle_pause if throttled else policy.delay(attempts.get(message.key, 1))
-        hooks.result(result, time.time() + delay if result.outcome is Outcome.DEFERRED else None)
-        if retry:
+            stop.set()
+            run.finish(slot)
+            return
+        result = replace(result, tried=True, throttled=kind is Kind.THROTTLE)
+        delay: float | None = None
+        if result.outcome is Outcome.DEFERRED:
+            result, delay = plan_retry(message, result, kind)
+        retry_at = time.time() + delay if delay is not None else None
+        hooks.result(result, retry_at)
+        if delay is not None and delay <= IN_RUN_RETRY and not stop.is_set():
+            if slot:  # waiting for its retry, it holds no in-flight slot
+                run.slots.release()
             retry_later(message, delay)
         else:
-            run.finish_one()
+            run.finish(slot)
+
+    def plan_retry(
+        message: OutgoingMessage, result: DeliveryResult, kind: Kind
+    ) -> tuple[DeliveryResult, float | None]:
+        """The verdict for a deferral and its delay (None: no retry, it was failed)."""
+        now = time.time()
+        old = tries.get(message.key, Tries())
+        throttled = kind is Kind.THROTTLE
+        now_tries = Tries(old.attempts + 1, old.throttled + throttled, old.first or now)
+        tries[message.key] = now_tries
+        if throttled:
+            run.throttles += 1
+            rate = limiter.throttled()
+            if rate is not None:
+                hooks.notice(
+                    f"the relay is throttling ({result.code} {result.reply.strip()[:60]}): "
+                    f"slowing down to {rate:.1f} messages/s"
+                )
+            if time.monotonic() - run.accepted_at > THROTTLE_BREAKER:
+                halt(
+                    f"{relay} throttled {run.throttles} tries in a row and accepted none for "
+                    f"{THROTTLE_BREAKER:g} s; stopped"
+                )
+            if now_tries.throttled >= policy.throttle_attempts:
+                why = f"gave up after {now_tries.throttled} throttling replies"
+                return give_up(result, why), None
+            delay = policy.throttle_delay(now_tries.throttled)
+        else:
+            own = now_tries.attempts - now_tries.throttled
+            if own >= policy.attempts:
+                return give_up(result, f"gave up after {own} attempts"), None
+            delay = policy.delay(own)
+        assert now_tries.first is not None
+        if now + delay - now_tries.first > policy.max_age:
+            hours = policy.max_age / 3600
+            return give_up(result, f"gave up: still deferred after {hours:g} h"), None
+        return result, delay
+
+    async def connect(session: Session, message: OutgoingMessage, slot: bool) -> bool:
+        """Open the worker's session; False when it cannot (the message goes back)."""
+        if _is_open(session):
+            return True
+        run.opening += 1
+        try:
+            await session.ensure()
+        except SESSION_ERRORS as exc:
+            run.opening -= 1
+            await refused(session, exc, message, slot)
+            return False
+        run.opening -= 1
+        run.reconnects = 0
+        return True
+
+    async def refused(
+        session: Session, exc: BaseException, message: OutgoingMessage, slot: bool
+    ) -> None:
+        """A session could not be opened: a session limit if others are open, else an outage.
+
+        The message is not the relay's verdict on anyone: it goes back, as it was.
+        """
+        await session.drop(polite=False)
+        # Sessions still opening decide whether this is a limit or an outage.
+        while run.opening > 0 and run.open_sessions() == 0 and not stop.is_set():
+            await asyncio.sleep(0.01)
+        kind, cause = connect_failure(exc)
+        if kind is Kind.THROTTLE and run.sent and run.reconnects < RECONNECTS:
+            # It took messages a moment ago: a busy relay is worth a few more tries (1, 2, 4 s).
+            run.reconnects += 1
+            await nap(min(config.timeout, 2.0 ** (run.reconnects - 1)), stop)
+            run.queue.put_nowait((message, slot))
+            return
+        run.queue.put_nowait((message, slot))
+        if run.open_sessions() > 0 and kind is Kind.THROTTLE:
+            run.retired += 1
+            if run.retired == 1:
+                hooks.notice(
+                    f"{relay} refused another session ({cause}); carrying on with the "
+                    f"{run.open_sessions()} already open"
+                )
+            raise _Retire
+        if not stop.is_set():
+            run.unavailable = run.unavailable or RelayUnavailable(
+                f"cannot connect to {relay}: {cause}; {hint(cause)}"
+            )
+            stop.set()
 
     async def feed() -> None:
         try:
@@ -149,7 +262,7 @@ async def deliver(
                     run.slots.release()
                     break
                 run.outstanding += 1
-                run.queue.put_nowait(message)
+                run.queue.put_nowait((message, True))
         finally:
             run.fed_all = True
             if run.outstanding == 0:
@@ -160,40 +273,36 @@ async def deliver(
 
     async def worker() -> None:
         session = Session(config, password)
-        connect_failures = 0
+        run.sessions.append(session)
         try:
             while True:
-                message = await run.queue.get()
-                if message is None:
+                item = await run.queue.get()
+                if item is None:
                     return
-                if stop.is_set():  # not started: it stays pending in the log
-                    run.finish_one()
-                    continue
+                message, slot = item
                 try:
-                    await limiter.wait()
+                    if stop.is_set() or not await limiter.wait():
+                        run.finish(slot)  # not started: it stays as it was in the log
+                        continue
+                    if not await connect(session, message, slot):
+                        continue
                     try:
                         result = await session.send(message, hooks.sending, hooks.may_send)
-                        connect_failures = 0
-                    except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
-                        connect_failures += 1
-                        code = getattr(exc, "code", None)
-                        reason = f"cannot open a session with {config.describe()}: {exc}"
-                        if connect_failures >= MAX_CONNECT_FAILURES or _is_fatal(exc):
-                            run.stop_reason = reason
-                            stop.set()
-                        # A session that cannot be opened says nothing about this recipient.
-                        result = DeliveryResult(message.key, Outcome.DEFERRED, code, reason)
-                    settle(message, result)
+                    except SESSION_ERRORS as exc:  # it closed before this transaction began
+                        await refused(session, exc, message, slot)
+                        continue
+                    settle(message, slot, result)
+                except _Retire:
+                    return
                 except CapReached as exc:
-                    run.stop_reason = str(exc)
-                    stop.set()
-                    run.finish_one()
+                    halt(str(exc))
+                    run.finish(slot)
                 except Exception as exc:  # the budget or a hook failed (the send log, say):
                     # stop taking messages, let the others finish, and raise it at the end.
                     # The message was not sent: its row is left as it was.
                     run.failure = run.failure or exc
                     stop.set()
-                    run.finish_one()
+                    run.finish(slot)
         finally:
             await session.drop(polite=True)
 
@@ -202,7 +311,7 @@ async def deliver(
         for handle in list(run.retries):  # waiting retries stay deferred in the log
             handle.cancel()
             run.retries.discard(handle)
-            run.finish_one()
+            run.finish(False)
 
     workers = [asyncio.create_task(worker()) for _ in range(config.connections)]
     feeder = asyncio.create_task(feed())
@@ -217,20 +326,17 @@ async def deliver(
     feeder.cancel()
     if run.failure is not None:
         raise run.failure
-    if run.stop_reason and "cannot open a session" in run.stop_reason and run.sent == 0:
-        raise DeliveryError(f"{run.stop_reason}; nothing was sent")
+    if run.unavailable is not None:
+        raise run.unavailable
     return run.stop_reason
 
 
-def is_throttling(result: DeliveryResult) -> bool:
-    """A 4xx whose text says the relay wants us to send less."""
-    return result.code in THROTTLE_CODES and bool(_THROTTLE_TEXT.search(result.reply))
+def _is_open(session: Session) -> bool:
+    """The session is connected and negotiated (transactions may run on it)."""
+    if session.client is None:
+        return False
+    return session.wire.connected if session.wire is not None else session.client.is_connected
 
 
-def _is_fatal(exc: BaseException) -> bool:
-    """Errors that retrying cannot fix: TLS refused or unverifiable, authentication refused."""
-    if isinstance(exc, ssl.SSLError | aiosmtplib.SMTPAuthenticationError):
-        return True
-    if isinstance(exc.__cause__, ssl.SSLError) or "CERTIFICATE_VERIFY_FAILED" in str(exc):
-        return True  # implicit TLS: aiosmtplib wraps the handshake failure
-    return isinstance(exc, aiosmtplib.SMTPException) and "STARTTLS" in str(exc)
+class _Retire(Exception):
+    """This worker's session was refused while others are open: the worker ends."""

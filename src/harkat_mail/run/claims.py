@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from ..errors import ClaimLost, HarkatError, SendLogError
-from ..models import Contact, Grant, Limits, OutgoingMessage, SmtpConfig
+from ..models import Contact, Grant, Limits, OutgoingMessage, SmtpConfig, Tries
 from ..store import Store
 from ..store.protocol import LOST
 from .prepare import Prepared
@@ -38,7 +38,7 @@ async def claimed_messages(
     run_id: str,
     renderers: Renderers,
     stop: asyncio.Event,
-    attempts: dict[str, int],
+    attempts: dict[str, Tries],
     on_error: Callable[[str, str], None],
     counts: ClaimCounts,
     limit: int | None = None,
@@ -69,7 +69,9 @@ async def claimed_messages(
                     await store.release(campaign, run_id, foreign)
                     counts.released += len(foreign)
                 batch = [by_key[c.key] for c in claims if c.key in by_key]
-                attempts.update((c.key, c.attempts) for c in claims)
+                attempts.update(
+                    (c.key, Tries(c.attempts, c.throttled, c.first_tried_at)) for c in claims
+                )
                 ahead.append((batch, renderers.submit(batch)))
             if not ahead:
                 return

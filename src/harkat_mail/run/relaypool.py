@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, replace
 from ..delivery import DeliveryHooks, deliver
 from ..delivery.ratelimit import Budget
 from ..errors import DeliveryError, RelayUnavailable
-from ..models import DeliveryResult, Outcome, OutgoingMessage, RetryPolicy, SmtpConfig
+from ..models import DeliveryResult, Outcome, OutgoingMessage, RetryPolicy, SmtpConfig, Tries
 
 HAND_OFF = 1  # messages waiting for a relay's own reader: the share is decided late
 
@@ -167,7 +167,7 @@ async def deliver_pool(
     messages: AsyncIterator[OutgoingMessage],
     hooks: DeliveryHooks,
     stop: asyncio.Event,
-    attempts: dict[str, int],
+    attempts: dict[str, Tries],
     budget_for: Callable[[SmtpConfig], Budget | None],
 ) -> str:
     """Deliver ``messages`` through every relay at once; return why the run stopped early.

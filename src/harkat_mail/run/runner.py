@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from ..delivery import DeliveryHooks
 from ..errors import HarkatError, SendLogError
-from ..models import DeliveryResult, Outcome, OutgoingMessage, RunSummary, SmtpConfig
+from ..models import DeliveryResult, Outcome, OutgoingMessage, RunSummary, SmtpConfig, Tries
 from ..store import BatchedLog, RunInfo, Store
 from . import renderpool
 from .claims import ClaimCounts, Lease, budget_for, claimed_messages, keep_lease
@@ -88,7 +88,8 @@ async def run_send(
     refused: list[str] = []
     interrupted = False
     claims = ClaimCounts()
-    attempts: dict[str, int] = {}
+    attempts: dict[str, Tries] = {}
+    retry_at: dict[str, float] = {}  # members deferred in this run: when each is due
 
     def fail(error: HarkatError) -> None:
         # Raised once the messages in flight are done: the caller prints it, one line.
@@ -106,9 +107,13 @@ async def run_send(
     async def on_sending(message: OutgoingMessage) -> None:
         await batched.sending(message.key)
 
-    def on_result(result: DeliveryResult, retry_at: float | None) -> None:
+    def on_result(result: DeliveryResult, due: float | None) -> None:
         if result.outcome is not Outcome.LOST:
-            batched.record(result, retry_at)
+            batched.record(result, due)
+        if due is not None:
+            retry_at[result.key] = due
+        else:
+            retry_at.pop(result.key, None)
         tally.add(result)
         progress(tally.snapshot(total))
 
@@ -157,10 +162,12 @@ async def run_send(
             await store.finish_run(run.id)
     if failures:
         c = tally.counts
-        say(
-            f"{campaign.name}: before it stopped, this run delivered {c[Outcome.SENT]}, deferred "
-            f"{c[Outcome.DEFERRED]}, failed {c[Outcome.FAILED]}, unknown {c[Outcome.UNKNOWN]}"
-        )
+        if tally.final:  # a run stopped before its first verdict has nothing to add
+            say(
+                f"{campaign.name}: before it stopped, this run delivered {c[Outcome.SENT]}, "
+                f"deferred {c[Outcome.DEFERRED]}, failed {c[Outcome.FAILED]}, "
+                f"unknown {c[Outcome.UNKNOWN]}"
+            )
         raise failures[0]
     c = tally.counts
     if c[Outcome.FAILED]:  # a 5.1.1 at RCPT is a hard bounce: suppressed like one
@@ -182,4 +189,5 @@ async def run_send(
         interrupted=interrupted,
         stopped_because=stopped_because,
         lost=c[Outcome.LOST] + len(refused),
+        next_retry_at=min(retry_at.values()) if retry_at else None,
     )

@@ -38,21 +38,28 @@ ORPHANED = (
 CLAIM = (
     "UPDATE recipient SET run_id = %(run)s WHERE campaign = %(campaign)s AND key = ANY(ARRAY("
     f"SELECT key FROM recipient WHERE campaign = %(campaign)s AND {DUE} ORDER BY seq"
-    " LIMIT %(limit)s FOR UPDATE SKIP LOCKED)) RETURNING seq, key, attempts"
+    " LIMIT %(limit)s FOR UPDATE SKIP LOCKED))"
+    " RETURNING seq, key, attempts, throttled, first_tried_at"
 )
 # One statement for a batch of changes to distinct keys: `sending` and verdicts touch
 # different rows, so both updates can share one snapshot (and one round trip).
 APPLY = (
     "WITH sending AS (UPDATE recipient SET state = 'sending', attempts = attempts + 1,"
-    f" updated_at = {NOW} WHERE campaign = %(campaign)s AND run_id = %(run)s"
+    f" updated_at = {NOW}, first_tried_at = COALESCE(first_tried_at, {NOW})"
+    " WHERE campaign = %(campaign)s AND run_id = %(run)s"
     " AND key = ANY(%(sending)s::text[])"
     " AND key NOT IN (SELECT address FROM suppression) RETURNING key),"
+    # A try that reached the relay counts once: at `sending` if it got there.
     " verdict AS (UPDATE recipient r SET state = v.state, code = v.code, reply = v.reply,"
+    " attempts = r.attempts + CASE WHEN r.state = 'sending' OR NOT v.tried THEN 0 ELSE 1 END,"
+    " throttled = r.throttled + v.throttled,"
+    f" first_tried_at = COALESCE(r.first_tried_at, CASE WHEN v.tried THEN {NOW} END),"
     f" next_attempt_at = v.retry_at, updated_at = {NOW},"
     " run_id = CASE WHEN v.state = 'deferred' THEN r.run_id END,"
     " relay = COALESCE(NULLIF(v.relay, ''), r.relay)"
     " FROM unnest(%(keys)s::text[], %(states)s::text[], %(codes)s::int[], %(replies)s::text[],"
-    " %(retry_at)s::float8[], %(relays)s::text[]) AS v (key, state, code, reply, retry_at, relay)"
+    " %(retry_at)s::float8[], %(tried)s::bool[], %(throttled)s::int[], %(relays)s::text[])"
+    " AS v (key, state, code, reply, retry_at, tried, throttled, relay)"
     " WHERE r.campaign = %(campaign)s AND r.run_id = %(run)s AND r.key = v.key RETURNING r.key)"
     " SELECT key FROM sending UNION ALL SELECT key FROM verdict"
 )
@@ -116,7 +123,7 @@ async def take_over(conn: Conn, campaign: str) -> int:
 
 async def claim(
     conn: Conn, campaign: str, run_id: str, limit: int, retry_unknown: bool
-) -> list[tuple[int, str, int]] | None:
+) -> list[tuple[int, str, int, int, float | None]] | None:
     """Take over expired runs, then claim; None (after the take-over) when the run is not live."""
     await take_over(conn, campaign)
     # FOR SHARE: a take-over of this run by another claimer waits until this claim commits,
@@ -161,6 +168,8 @@ async def apply(conn: Conn, campaign: str, run_id: str, groups: list[list[Change
                 "codes": [result.code for result, _ in verdicts],
                 "replies": [result.reply[:500] for result, _ in verdicts],
                 "retry_at": [retry_at for _, retry_at in verdicts],
+                "tried": [result.tried for result, _ in verdicts],
+                "throttled": [int(result.throttled) for result, _ in verdicts],
                 "relays": [result.relay for result, _ in verdicts],
             },
         )

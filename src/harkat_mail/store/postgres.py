@@ -242,7 +242,7 @@ class PostgresStore(PgBounces):
         )
         if rows is None:  # the take-over (of this run too) is committed: then refuse
             raise ClaimLost(f"{self.location}: {LOST}")
-        return [Claim(key, attempts) for _, key, attempts in rows]
+        return [Claim(key, n, throttled, first) for _, key, n, throttled, first in rows]
 
     @_guarded
     async def release(self, campaign: str, run_id: str, keys: Sequence[str]) -> None:

@@ -56,6 +56,8 @@ class Claim:
 
     key: str
     attempts: int
+    throttled: int = 0  # of those attempts, answered by throttling
+    first_tried_at: float | None = None
 
 
 @dataclass(frozen=True)

@@ -97,7 +97,16 @@ MIGRATIONS: tuple[Migration, ...] = (
                 created_at REAL NOT NULL
             )""",
         ),
-    ),    Migration(
+    ),
+    Migration(
+        4,
+        "throttling replies and the first try per recipient (retry budgets across runs)",
+        (
+            "ALTER TABLE recipient ADD COLUMN throttled INTEGER NOT NULL DEFAULT 0",
+            "ALTER TABLE recipient ADD COLUMN first_tried_at REAL",
+        ),
+    ),
+    Migration(
         5,
         "the relay each recipient's verdict came from (a pool of relays)",
         ("ALTER TABLE recipient ADD COLUMN relay TEXT NOT NULL DEFAULT ''",),

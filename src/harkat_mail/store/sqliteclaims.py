@@ -141,13 +141,13 @@ class Claims:
                 else self.db.execute(
                     "UPDATE recipient SET run_id = ? WHERE rowid IN (SELECT rowid FROM recipient"
                     f" WHERE campaign = ? AND run_id IS NULL AND ({_DUE}) ORDER BY rowid LIMIT ?)"
-                    " RETURNING rowid, key, attempts",
+                    " RETURNING rowid, key, attempts, throttled, first_tried_at",
                     (run_id, campaign, *_due_args(now, retry_unknown), limit),
                 ).fetchall()
             )
         if alive is None:  # raised after the commit: the take-over above must stand
             raise ClaimLost(f"{self.path}: {LOST}")
-        return [Claim(key, attempts) for _, key, attempts in sorted(rows)]
+        return [Claim(key, n, throttled, first) for _, key, n, throttled, first in sorted(rows)]
 
     @guarded
     def release(self, campaign: str, run_id: str, keys: Sequence[str]) -> None:
@@ -204,7 +204,8 @@ class Claims:
                 if isinstance(change, str):
                     key = change
                     cur = self.db.execute(
-                        "UPDATE recipient SET state = ?, attempts = attempts + 1, updated_at = ?"
+                        "UPDATE recipient SET state = ?, attempts = attempts + 1, updated_at = ?,"
+                        " first_tried_at = COALESCE(first_tried_at, updated_at)"
                         " WHERE campaign = ? AND key = ? AND run_id = ?"
                         # Unsubscribed while this run held the row: refused, never sent.
                         " AND key NOT IN (SELECT address FROM suppression)",
@@ -214,11 +215,21 @@ class Claims:
                     result, retry_at = change
                     key = result.key
                     keep = run_id if result.outcome is Outcome.DEFERRED else None
+                    # A try that reached the relay counts once: at `sending` if it got there.
+                    tried = int(result.tried)
                     cur = self.db.execute(
-                        "UPDATE recipient SET state = ?, code = ?, reply = ?, next_attempt_at = ?,"
-                        " updated_at = ?, run_id = ?, relay = COALESCE(NULLIF(?, ''), relay)"
+                        "UPDATE recipient SET attempts = attempts + (CASE WHEN state = ? THEN 0"
+                        " ELSE ? END), throttled = throttled + ?, first_tried_at ="
+                        " COALESCE(first_tried_at, CASE WHEN ? THEN ? END), state = ?, code = ?,"
+                        " reply = ?, next_attempt_at = ?, updated_at = ?, run_id = ?,"
+                        " relay = COALESCE(NULLIF(?, ''), relay)"
                         " WHERE campaign = ? AND key = ? AND run_id = ?",
                         (
+                            State.SENDING,
+                            tried,
+                            int(result.throttled),
+                            tried,
+                            now,
                             OUTCOME_STATE[result.outcome],
                             result.code,
                             result.reply[:500],
