@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import resource
 import shutil
 import sqlite3
 import subprocess
@@ -102,6 +103,8 @@ def main() -> None:
     for label, (cpu, wall) in (("bounces process .....", spent), ("anchor: classify only", anchor)):
         print(f"  {label} {n / wall:7.0f} messages/s wall ({n / cpu:6.0f}/s CPU)")
     print(f"  process / classify: {spent[1] / anchor[1]:.1f}x the wall time")
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"  peak RSS of this process: {peak:.0f} MB")
 
 
 if __name__ == "__main__":
