@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import os
 import ssl
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -40,14 +40,18 @@ class ImapMailbox:
     def __init__(
         self, url: str, processed: str, password_env: str | None, ca_file: Path | None
     ) -> None:
-        parts = urlsplit(url)
+        try:
+            parts = urlsplit(url)
+            port = parts.port
+        except ValueError as exc:  # an unclosed IPv6 bracket, a port out of range
+            raise BounceSourceError(f"{url}: not a valid IMAP URL ({exc})") from None
         if parts.password is not None:
             raise BounceSourceError("bounces mailbox: never put the password in the URL")
         if not parts.hostname or not parts.username:
             raise BounceSourceError(f"{url}: expected imaps://user@host[:port][/folder]")
         self.tls = parts.scheme.lower() == "imaps"
         self.host = parts.hostname
-        self.port = parts.port or (993 if self.tls else 143)
+        self.port = port or (993 if self.tls else 143)
         self.user = unquote(parts.username)
         self.folder = unquote(parts.path.lstrip("/")) or "INBOX"
         self.where = f"{parts.scheme.lower()}://{parts.username}@{self.host}:{self.port}/{self.folder}"
@@ -55,6 +59,7 @@ class ImapMailbox:
         self.password_env = password_env
         self.ca_file = ca_file
         self.client: aioimaplib.IMAP4 | None = None
+        self.timeout = TIMEOUT  # seconds for any one command
 
     def _password(self) -> str:
         value = os.environ.get(self.password_env or "", "")
@@ -75,6 +80,16 @@ class ImapMailbox:
                 raise BounceSourceError(f"bounces.ca_file {self.ca_file}: {exc}") from None
         return context
 
+    async def _run(self, what: str, command: Awaitable[Any]) -> Any:
+        """One command, bounded in time; a server that hangs, hangs up or answers garbage is
+        one error naming it (aioimaplib leaves a command pending when the connection drops)."""
+        try:
+            response = await asyncio.wait_for(command, self.timeout)
+        except (TimeoutError, OSError, ValueError, aioimaplib.AioImapException) as exc:
+            why = str(exc) or type(exc).__name__
+            raise BounceSourceError(f"{self.where}: {what} failed ({why[:200]})") from None
+        return await self._check(what, response)
+
     async def _check(self, what: str, response: Any) -> Any:
         if response.result != "OK":
             said = b" ".join(bytes(line) for line in response.lines).decode(errors="replace")
@@ -87,14 +102,14 @@ class ImapMailbox:
         try:
             if self.tls:
                 client: aioimaplib.IMAP4 = aioimaplib.IMAP4_SSL(
-                    self.host, self.port, timeout=TIMEOUT, ssl_context=context
+                    self.host, self.port, timeout=self.timeout, ssl_context=context
                 )
                 await client.wait_hello_from_server()
             else:
-                client = aioimaplib.IMAP4(self.host, self.port, timeout=TIMEOUT)
+                client = aioimaplib.IMAP4(self.host, self.port, timeout=self.timeout)
                 await client.wait_hello_from_server()
                 await self._starttls(client, context)
-            await self._check("LOGIN", await client.login(self.user, password))
+            await self._run("LOGIN", client.login(self.user, password))
         except ssl.SSLError as exc:
             raise BounceSourceError(
                 f"{self.where}: TLS failed ({exc.reason or exc}); the server's certificate "
@@ -112,35 +127,34 @@ class ImapMailbox:
                 f"{self.where}: the server offers no STARTTLS; use imaps:// (never plain text)"
             )
         command = aioimaplib.Command("STARTTLS", protocol.new_tag(), loop=protocol.loop)
-        await self._check("STARTTLS", await protocol.execute(command))
+        await self._run("STARTTLS", protocol.execute(command))
         loop = asyncio.get_running_loop()
         protocol.transport = await loop.start_tls(
             protocol.transport, protocol, context, server_hostname=self.host
         )
-        await asyncio.wait_for(protocol.capability(), TIMEOUT)  # forget what came in clear
+        await asyncio.wait_for(protocol.capability(), self.timeout)  # forget what came in clear
 
     async def _client(self) -> aioimaplib.IMAP4:
         if self.client is None:
             self.client = await self._connect()
-            selected = await self.client.select(_quoted(self.folder))
-            await self._check(f"SELECT {self.folder}", selected)
+            await self._run(f"SELECT {self.folder}", self.client.select(_quoted(self.folder)))
         return self.client
 
     async def messages(self) -> AsyncIterator[Returned]:
         client = await self._client()
-        found = await self._check("UID SEARCH", await client.uid_search("ALL"))
-        uids = [u for line in found.lines[:1] for u in bytes(line).decode().split() if u.isdigit()]
+        found = await self._run("UID SEARCH", client.uid_search("ALL"))
+        words = (bytes(line).decode("ascii", "replace").split() for line in found.lines[:1])
+        uids = [u for line in words for u in line if u.isascii() and u.isdigit()]
         for uid in uids:
-            fetched = await self._check("UID FETCH", await client.uid("fetch", uid, "BODY.PEEK[]"))
+            fetched = await self._run("UID FETCH", client.uid("fetch", uid, "BODY.PEEK[]"))
             data = next((bytes(x) for x in fetched.lines if isinstance(x, bytearray)), None)
             if data is not None:
                 yield Returned(f"{self.where}:{uid}", data, uid)
 
     async def _ensure_folder(self, client: aioimaplib.IMAP4) -> None:
-        listed = await self._check("LIST", await client.list('""', _quoted(self.processed)))
+        listed = await self._run("LIST", client.list('""', _quoted(self.processed)))
         if not any(self.processed.encode() in bytes(line) for line in listed.lines[:-1]):
-            created = await client.create(_quoted(self.processed))
-            await self._check(f"CREATE {self.processed}", created)
+            await self._run(f"CREATE {self.processed}", client.create(_quoted(self.processed)))
 
     async def move(self, items: Sequence[Returned]) -> int:
         if not items:
@@ -150,13 +164,12 @@ class ImapMailbox:
         uids = ",".join(item.handle for item in items)
         target = _quoted(self.processed)
         if client.has_capability("MOVE"):
-            await self._check("UID MOVE", await client.uid("move", uids, target))
+            await self._run("UID MOVE", client.uid("move", uids, target))
             return len(items)
-        await self._check("UID COPY", await client.uid("copy", uids, target))
-        flagged = await client.uid("store", uids, "+FLAGS.SILENT", r"(\Deleted)")
-        await self._check("UID STORE", flagged)
+        await self._run("UID COPY", client.uid("copy", uids, target))
+        await self._run("UID STORE", client.uid("store", uids, "+FLAGS.SILENT", r"(\Deleted)"))
         if client.has_capability("UIDPLUS"):
-            await self._check("UID EXPUNGE", await client.uid("expunge", uids))
+            await self._run("UID EXPUNGE", client.uid("expunge", uids))
         return len(items)
 
     async def close(self) -> None:

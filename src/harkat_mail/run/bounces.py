@@ -81,14 +81,19 @@ _OUR_ID = re.compile(r"^<?[0-9a-f]{32}\.([A-Za-z0-9._-]+)@[^>]+>?$")
 
 
 class _Attributor:
-    def __init__(self, campaign: Campaign, verp: Verp, members: _Members) -> None:
+    def __init__(self, campaign: Campaign, verp: Verp, members: _Members, trust: bool) -> None:
         self.verp = verp
         self.name = campaign.name
         self.tag = self.verp.campaign_tag(campaign.name)
         self.members = members
+        self.by_address = trust
 
     def member(self, verdict: Verdict, bounced: BouncedRecipient, data: bytes) -> str | None:
-        """The member key a bounced recipient is; "" for another campaign's; None: nobody."""
+        """The member key a bounced recipient is; "" for another campaign's; None: nobody.
+
+        Anyone can mail the bounce address a text naming a member; only a VERP token cannot
+        be forged. With ``verp: true`` every genuine report carries one (or at least our
+        Message-ID), so the address alone is not trusted (``by_address`` False)."""
         token = self.verp.find(verdict.envelope_to) or self.verp.scan(data)
         if token is not None:
             if token.campaign != self.tag:
@@ -104,6 +109,8 @@ class _Attributor:
             ours = _OUR_ID.match(message_id.strip())
             if ours and ours.group(1) != self.name:
                 return ""
+        if not self.by_address:
+            return None
         found = self.members.by_email.get(bounced.address.lower()) if bounced.address else None
         return found[0] if found is not None else None
 
@@ -166,7 +173,8 @@ async def _one(
             return False
         if key is None:
             named = bounced.address or "an unnamed recipient"
-            summary.left.append(f"{item.source}: {named} is no member of {campaign.name}")
+            why = "is no member of" if who.by_address else "has no VERP token or Message-ID of"
+            summary.left.append(f"{item.source}: {named} {why} {campaign.name}")
             return False
         found.append((key, bounced))
     for key, bounced in found:
@@ -202,12 +210,13 @@ async def process_bounces(campaign: Campaign, source: str | None = None) -> Boun
     summary = BounceSummary(mailbox=box.where, processed=box.processed)
     try:
         verp = Verp(config.address, secret_from_env(campaign.unsubscribe.secret_env, False))
-        who = _Attributor(campaign, verp, await _members(store, campaign.name, verp))
+        members = await _members(store, campaign.name, verp)
+        who = _Attributor(campaign, verp, members, trust=not config.verp)
         done: list[Returned] = []
         async for item in box.messages():
             summary.read += 1
             if await _one(item, campaign, store, config, who, summary):
-                done.append(item)
+                done.append(Returned(item.source, b"", item.handle))  # not its bytes: memory
         summary.moved = await box.move(done)
         summary.refused = await record_refusals(campaign, store)
         summary.blocks = (await store.bounce_counts(campaign.name)).get("block", 0)
