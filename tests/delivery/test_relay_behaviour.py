@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
 import sys
 import time
+from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from harkat_mail.delivery import DeliveryHooks, deliver
 from harkat_mail.errors import RelayUnavailable
-from harkat_mail.models import Outcome, RetryPolicy
+from harkat_mail.models import Outcome, OutgoingMessage, RetryPolicy, SmtpConfig
 
 from ..conftest import REPO
 from ..store.conftest import cli, send
-from .test_scheduler import _deliver
+from .test_scheduler import _deliver, _messages
 
 GREYLISTED = (
     "450 4.2.0 <{}>: Recipient address rejected: Greylisted, see "
@@ -281,3 +285,33 @@ def test_members_left_deferred_exit_1_and_the_rerun_says_when(project: Path, smt
     assert handler.rcpt_calls["helene.roy4@mail.example.ca"] == 2
     row = _report(project)["helene.roy4@mail.example.ca"]
     assert row["state"] == "deferred" and row["attempts"] == 2
+
+
+def test_stopping_during_a_breaker_pause_ends_it_at_once(smtp_server) -> None:
+    """Ctrl-C while the breaker pauses: the run ends at once, not after the pause and probes."""
+    server, handler = smtp_server()
+    handler.silence = (3, float("inf"))
+    config = SmtpConfig(local=False, host="127.0.0.1", port=server.port, tls="none")
+    config = replace(config, connections=1, timeout=1)
+    paused: list[float] = []
+
+    async def run() -> str:
+        stop = asyncio.Event()
+
+        async def stream() -> AsyncIterator[OutgoingMessage]:
+            for message in _messages([f"m{i}" for i in range(20)]):
+                yield message
+
+        async def sending(_: OutgoingMessage) -> None:
+            pass
+
+        def notice(text: str) -> None:
+            if "pausing" in text:
+                paused.append(time.monotonic())
+                stop.set()
+
+        hooks = DeliveryHooks(sending, lambda *_: None, notice)
+        return await deliver(config, QUICK, stream(), hooks, stop)
+
+    assert asyncio.run(run()) == ""
+    assert len(paused) == 1 and time.monotonic() - paused[0] < 3  # pause and probes: 6 s
