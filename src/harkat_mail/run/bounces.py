@@ -209,8 +209,7 @@ async def _finish(run: _Run) -> None:
     run.summary.suppressed = await suppress_all(
         run.campaign, run.store, run.suppress, _date(run.day)
     )
-    for digest in run.applied:
-        await run.store.remember_bounce(digest, run.campaign.name)
+    await run.store.remember_bounces(run.applied, run.campaign.name)
 
 
 def _date(day: int) -> date:
