@@ -71,3 +71,53 @@ def test_a_misbehaving_imap_server_is_one_error_naming_the_command(
     message = asyncio.run(asyncio.wait_for(go(), 60))
     assert message.startswith("imaps://u@127.0.0.1:") and "UID SEARCH failed" in message
     assert "\n" not in message
+
+
+GREETINGS = {
+    # aioimaplib sends CAPABILITY on its own after the greeting; these answer it so.
+    "greet then hang up": (b"* OK ready\r\n", "close", "the server closed the connection"),
+    "greet then silence": (b"* OK ready\r\n", "stay", "no answer in 1 s"),
+    "garbage greeting": (b"\xff\xfe garbage\r\n", "stay", "bad greeting"),
+}
+
+
+async def _greet(hello: bytes, then: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    writer.write(hello)
+    await writer.drain()
+    await reader.readline()  # the client's CAPABILITY, never answered
+    if then == "stay":
+        await asyncio.sleep(30)
+    writer.close()
+
+
+@pytest.mark.parametrize("case", sorted(GREETINGS))
+def test_a_server_failing_before_login_ends_within_the_timeout(
+    case: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A server that greets then hangs up, goes silent or greets with garbage: one line naming server and step, in time."""
+    cert, key = _certificate(tmp_path)
+    monkeypatch.setenv("HARKAT_TEST_IMAP_PASSWORD", "secret")
+    hello, then, why = GREETINGS[case]
+
+    async def go() -> str:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(cert, key)
+        server = await asyncio.start_server(
+            lambda r, w: _greet(hello, then, r, w), "127.0.0.1", 0, ssl=context
+        )
+        port = server.sockets[0].getsockname()[1]
+        box = ImapMailbox(f"imaps://u@127.0.0.1:{port}/INBOX", "done", "HARKAT_TEST_IMAP_PASSWORD", cert)
+        box.timeout = 1.0
+        try:
+            with pytest.raises(BounceSourceError) as caught:
+                [item async for item in box.messages()]
+        finally:
+            await box.close()
+            server.close()
+        return str(caught.value)
+
+    # The outer bound is far above the 1 s timeout: it only turns a hang into a failure.
+    message = asyncio.run(asyncio.wait_for(go(), 25))
+    assert message.startswith("imaps://u@127.0.0.1:") and "greeting and CAPABILITY failed" in message
+    assert why in message and "\n" not in message
+
