@@ -42,10 +42,12 @@ def test_language_key_typo_is_refused_everywhere(project: Path, command: str, sm
         ("    fr: Syndicat des", "    fn: Syndicat des", "identification.name.fn"),
         ('  fr: "STTP Bureau', '  FR: "STTP Bureau', "from.FR"),
         ('  fr: "STTP Solidarité', '  rf: "STTP Solidarité', "reply_to.rf"),
+        ('    fr: "Permettez', '    fn: "Permettez', "letter.subject.fn"),
+        ("    fr: https://harkat.example.org/lettre", "    fR: https://harkat.example.org/lettre", "letter.full_url.fR"),
     ],
 )
 def test_every_per_language_key_is_checked(project: Path, old: str, new: str, key: str) -> None:
-    """from, reply_to and identification.name are checked like subject, each with a suggestion."""
+    """from, reply_to, identification.name and the letter's keys are checked like subject."""
     edit(project, old, new)
     code, out = run_cli("validate", str(project))
     assert code == 2
