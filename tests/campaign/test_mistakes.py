@@ -124,6 +124,16 @@ def test_expected_errors_say_what_the_key_is_for(project: Path) -> None:
     )
 
 
+def test_a_relay_written_as_a_number_says_what_smtp_takes(project: Path) -> None:
+    """`smtp: 25` names the forms smtp: takes (local, a map, a list) and shows two to write."""
+    edit(project, "smtp: local", "smtp: 25")
+    code, out = run_cli("validate", str(project))
+    assert code == 2
+    line = line_of(project, "smtp: 25")
+    assert f"sept2018.yaml:{line}: smtp: expected local, a map of relay settings or a list" in out
+    assert "got int" in out and "write `smtp: local` or `smtp: {host: " in out
+
+
 def test_timezone_typo_suggests_the_zone(project: Path) -> None:
     """timezone: must be an IANA name; a typo names the nearest one."""
     edit(project, "timezone: America/Toronto", "timezone: America/Toronot")
