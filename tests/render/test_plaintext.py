@@ -57,8 +57,8 @@ def test_sample_text_part_reads_as_plain_text(project: Path) -> None:
             "Mohamed Harkat doit rester au Canada"
         )
         assert lines[lines.index(title) + 1] == "=" * len(title)
-        video = {"en": "Watch and share the video", "fr": "Voir et partager la vidéo"}[language]
-        assert f"{video}: https://harkat.example.org/video" in lines
+        video = {"en": "Watch and share the video: ", "fr": f"Voir et partager la vidéo{NNBSP}: "}
+        assert f"{video[language]}https://harkat.example.org/video" in lines
         assert "solidarity@cupw.example.org" in text and "mailto:solidarity" not in text
 
 
@@ -120,5 +120,7 @@ def test_sample_french_message_keeps_amount_and_colon_together(project: Path) ->
     for part in messages["en"]:
         assert NBSP not in part and NNBSP not in part
     text, body = messages["fr"]
+    assert f"Se désabonner des appels du syndicat{NNBSP}: https://" in text  # a link's colon too
+    assert "syndicat: https" not in text and "appeals: https://" in messages["en"][0]
     href = re.search(r'<a class="button"[^>]*href="([^"]*)"', body)
     assert href is not None and "%C2%A0" not in href.group(1) and "%E2%80%AF" not in href.group(1)

@@ -284,8 +284,8 @@ class Renderer:
             warnings.append(f"{name}: CSS inlined per recipient (slower): {why}")
         if text_template is None and flat is not None:
             try:
-                derived = self.text_env.from_string(text_once(flat))
-                if self._text_matches(reference, derived, sample):
+                derived = self.text_env.from_string(text_once(flat, order == ("fr",)))
+                if self._text_matches(reference, derived, sample, order == ("fr",)):
                     text_template = derived
                 else:
                     warnings.append(f"{name}: plain text derived per recipient (slower)")
@@ -309,11 +309,15 @@ class Renderer:
         return variant
 
     def _text_matches(
-        self, reference: jinja2.Template, derived: jinja2.Template, sample: Iterable[Contact]
+        self,
+        reference: jinja2.Template,
+        derived: jinja2.Template,
+        sample: Iterable[Contact],
+        french: bool,
     ) -> bool:
         for contact in sample:
             ctx = self.context(contact)
-            want = " ".join(html_to_text(self._run(reference, ctx, contact)).split())
+            want = " ".join(html_to_text(self._run(reference, ctx, contact), french).split())
             if " ".join(self._run(derived, ctx, contact).split()) != want:
                 return False
         return True
@@ -348,7 +352,10 @@ class Renderer:
             html = premailer_inline(html)
         if variant.typeset_html:
             html = french_html(html, variant.language)
-        text = self._run(variant.text, ctx, contact) if variant.text else html_to_text(html)
+        french = variant.order == ("fr",)  # a link's colon; a combined message keeps ": "
+        text = (
+            self._run(variant.text, ctx, contact) if variant.text else html_to_text(html, french)
+        )
         if variant.typeset_text:  # no-break spaces in French text (typography.py)
             text = french_text(text, variant.order, TEXT_DIVIDER)
         subject = variant.fixed_subject or " ".join(
