@@ -64,6 +64,8 @@ def test_maildir_move_keeps_new_mail_and_never_overwrites(tmp_path: Path) -> Non
         ("pop3://user@host", "expected a path, or an imaps:// or imap:// URL"),
         ("imaps://user:secret@host/INBOX", "never put the password in the URL"),
         ("imaps://host/INBOX", "expected imaps://user@host"),
+        ("imaps://user@host:99999/INBOX", "not a valid IMAP URL"),
+        ("imaps://user@[::1/INBOX", "not a valid IMAP URL"),
     ],
 )
 def test_bad_mailbox_addresses_are_refused(where: str, message: str) -> None:

@@ -209,5 +209,5 @@ def test_verp_token_in_the_returned_headers_attributes_a_rewritten_report(projec
     )
     code, out = _cli("bounces", "process", str(project), "--from", str(folder))
     assert code == 0 and "1 moved" in out, out
-    assert "alias2@forward.example.net is no member" in out
+    assert "alias2@forward.example.net has no VERP token or Message-ID of sept2018" in out
     assert _states(project)[member.rcpt_tos[0].lower()] == ("bounced", "hard")

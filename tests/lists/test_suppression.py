@@ -176,3 +176,25 @@ def test_no_lock_available_is_one_error_at_call_time(
         f"{suppression}: cannot lock the suppression file: this Python has neither fcntl nor msvcrt"
     )
     assert not suppression.exists()
+
+
+def test_a_batch_is_one_append_of_the_new_entries_only(tmp_path: Path) -> None:
+    """add_suppressions writes each new address once, keeps what is there, skips the unwritable."""
+    from harkat_mail.lists.suppression import add_suppressions
+
+    path = tmp_path / "suppression.txt"
+    add_suppression(path, "old@example.org", "unsubscribed", "list-1")
+    before = path.read_text(encoding="utf-8")
+    added = add_suppressions(
+        path,
+        [("New@Example.org", "bounced hard 5.1.1"), ("old@example.org", "again"),
+         ("new@example.org", "twice"), ("no address", "junk"), ("b@example.net", "complained")],
+        "list-1",
+    )
+    assert added == {"new@example.org", "b@example.net"}
+    text = path.read_text(encoding="utf-8")
+    assert text.startswith(before) and text.count("new@example.org") == 1
+    assert "bounced hard 5.1.1" in text and "again" not in text and "junk" not in text
+    assert read_suppressions([path])[0] == {"old@example.org", "new@example.org", "b@example.net"}
+    assert add_suppressions(path, [("b@example.net", "x")], "list-1") == set()
+    assert path.read_text(encoding="utf-8") == text

@@ -99,6 +99,8 @@ def test_altered_or_foreign_tokens_are_ignored() -> None:
         ("{address: b@cupw.example.org, verp: yes please}", "expected true or false"),
         ("{address: b@cupw.example.org, mailbox: 'imaps://u:pw@h/INBOX'}", "never put the password"),
         ("{address: b@cupw.example.org, mailbox: 'pop3://u@h'}", "imaps:// or imap://"),
+        ("{address: b@cupw.example.org, mailbox: 'imaps://u@h:99999/INBOX'}", "not a valid URL"),
+        ("{address: b@cupw.example.org, mailbox: 'imaps://u@[::1/INBOX'}", "not a valid URL"),
         ("{address: b@cupw.example.org, block_alert: '250%'}", "percentage"),
         ("{address: b@cupw.example.org, soft_threshold: 0}", "whole number"),
         ("{address: b@cupw.example.org, processed: ../elsewhere}", "expected a folder name"),

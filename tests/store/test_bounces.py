@@ -89,8 +89,8 @@ def test_processed_bounces_are_remembered(location: str) -> None:
 
     async def body(store: Store) -> None:
         assert not await store.bounce_seen("abc")
-        await store.remember_bounce("abc", C)
-        await store.remember_bounce("abc", C)
+        await store.remember_bounces(["abc"], C)
+        await store.remember_bounces(["abc", "abc"], C)
         assert await store.bounce_seen("abc")
 
     run_with(location, body)

@@ -42,6 +42,9 @@ ANGLED = re.compile(r"<([^<>\s]+@[^<>\s]+)>")
 SENDER_MENTION = re.compile(r"(?<!expanded )from:?\s+(<?[^\s<>]+@[^\s<>:]+)", re.IGNORECASE)
 EXPANDED = re.compile(r"expanded from:? <?([^\s<>()]+)", re.IGNORECASE)
 ENVELOPE_HEADERS = ("to", "delivered-to", "x-original-to", "envelope-to", "x-envelope-to")
+# Bytes of a message read: a report's own parts come before the returned original, and a huge
+# message (a returned newsletter with its attachments, or a hostile one) must not fill memory.
+MAX_BYTES = 4 << 20
 # ARF feedback types that are not a member's complaint (RFC 6591 authentication failure reports).
 NOT_COMPLAINTS = frozenset({"auth-failure", "dkim", "sender-id", "spf", "not-spam"})
 
@@ -99,14 +102,14 @@ def recipient(
     diagnostic = clean(diagnostic)
     status = best_status(status, diagnostic)
     kind = bounce_class(status, diagnostic, delayed=delayed)
-    address = address.strip().strip("<>").lower()
+    address = clean(address).strip("<>").lower()
     return BouncedRecipient(address, status, kind, ACTIONS[kind], diagnostic)
 
 
 def classify(data: bytes) -> Verdict:
     """The verdict on one message's bytes; "other" (never an exception) when it cannot be read."""
     try:
-        return _verdict(Report(email.message_from_bytes(data)))
+        return _verdict(Report(email.message_from_bytes(data[:MAX_BYTES])))
     except Exception:  # a hostile or broken message must not stop a mailbox run
         return Verdict("other")
 
@@ -246,7 +249,7 @@ def _complaint(report: Report, ids: tuple[str, ...], envelope: tuple[str, ...]) 
         addresses = [str(msg.get("x-hmxmroriginalrecipient", "")).strip()]
     diagnostic = f"feedback report: {feedback_type}"
     recipients = tuple(
-        BouncedRecipient(a.strip().strip("<>").lower(), "", "complaint", "suppress", diagnostic)
+        BouncedRecipient(clean(a).strip("<>").lower(), "", "complaint", "suppress", diagnostic)
         for a in dict.fromkeys(addresses)
     )
     return Verdict("complaint", recipients, ids, envelope)

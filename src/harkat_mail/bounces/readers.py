@@ -14,8 +14,23 @@ def is_maildir(path: Path) -> bool:
 
 
 def is_mbox(path: Path) -> bool:
+    if not path.is_file():  # a FIFO or device would block or never end
+        return False
     with path.open("rb") as handle:
         return handle.read(5) == b"From "
+
+
+def _plain(item: Path) -> bool:
+    """A regular file of the folder itself: symbolic links (which may point anywhere on the
+    machine), subfolders, FIFOs and dot-files are not mail and are never opened."""
+    return not item.is_symlink() and item.is_file() and not item.name.startswith(".")
+
+
+def _read(item: Path) -> bytes:
+    try:
+        return item.read_bytes()
+    except OSError as exc:
+        raise BounceSourceError(f"{item}: cannot read ({exc.strerror or exc})") from exc
 
 
 def iter_messages(path: Path | str) -> Iterator[tuple[str, bytes]]:
@@ -29,14 +44,16 @@ def iter_messages(path: Path | str) -> Iterator[tuple[str, bytes]]:
         if is_maildir(path):
             for sub in ("new", "cur"):
                 for item in sorted((path / sub).iterdir()):
-                    if item.is_file() and not item.name.startswith("."):
-                        yield str(item), item.read_bytes()
+                    if _plain(item):
+                        yield str(item), _read(item)
         elif path.is_dir():
             for item in sorted(path.glob("*.eml")):
-                if item.is_file():
-                    yield str(item), item.read_bytes()
+                if _plain(item):
+                    yield str(item), _read(item)
         elif not path.exists():
             raise BounceSourceError(f"{path}: no such file or directory")
+        elif not path.is_file():
+            raise BounceSourceError(f"{path}: not a file or folder of mail")
         elif is_mbox(path):
             box = mailbox.mbox(path, create=False)
             try:
@@ -45,6 +62,6 @@ def iter_messages(path: Path | str) -> Iterator[tuple[str, bytes]]:
             finally:
                 box.close()
         else:
-            yield str(path), path.read_bytes()
+            yield str(path), _read(path)
     except OSError as exc:
         raise BounceSourceError(f"{path}: cannot read ({exc.strerror or exc})") from exc

@@ -11,6 +11,9 @@ from email.parser import BytesHeaderParser
 from typing import Any
 
 WHITESPACE = re.compile(r"\s+")
+# Control characters (C0, DEL, C1) a hostile server may put in its reply: they would reach a
+# terminal (escape sequences), the send log and the report.
+CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 MESSAGE_ID = re.compile(r"<[^<>\s]+@[^<>\s]+>")
 HEADERS = BytesHeaderParser()
 TAGGED = re.compile(r"^(?:smtp|rfc822|mailto)[=:;]")
@@ -57,8 +60,9 @@ AUTO_BODIES = re.compile(
 
 
 def clean(value: str) -> str:
-    """One line: whitespace and folding collapsed, at most 1,000 characters."""
-    return WHITESPACE.sub(" ", value).strip()[:1000]
+    """One line: whitespace and folding collapsed, control characters dropped, at most 1,000
+    characters."""
+    return WHITESPACE.sub(" ", CONTROLS.sub(" ", value)).strip()[:1000]
 
 
 def header(msg: Message, name: str) -> str:

@@ -28,7 +28,11 @@ def _mailbox(r: Reader, value: object) -> str:
         return str(r.path(text, (*_AT, "mailbox")))
     if scheme.lower() not in ("imap", "imaps"):
         raise r.doc.error((*_AT, "mailbox"), "expected a path, or an imaps:// or imap:// URL")
-    parts = urlsplit(text)
+    try:
+        parts = urlsplit(text)
+        parts.port  # noqa: B018 - raises on a port out of range or not a number
+    except ValueError as exc:
+        raise r.doc.error((*_AT, "mailbox"), f"not a valid URL ({exc})") from None
     if parts.password is not None:
         raise r.doc.error(
             (*_AT, "mailbox"), "never put the password in the URL; use bounces.password_env"

@@ -72,9 +72,10 @@ def check(paths: tuple[Path, ...], fmt: str) -> None:
 def process(campaign_file: Path, source: str | None) -> None:
     """Apply the bounces and complaints in the mailbox to CAMPAIGN_FILE's send log.
 
-    Hard bounces and complaints are suppressed project-wide; soft bounces are scored and
-    suppressed on reaching bounces.soft_threshold; blocks are counted, never suppressed.
-    Processed mail moves to the bounces.processed folder; the rest stays and is listed.
+    Hard bounces and complaints are suppressed project-wide; soft bounces are scored across
+    the project's campaigns and suppressed on reaching bounces.soft_threshold; blocks are
+    counted, never suppressed. Processed mail moves to the bounces.processed folder; the rest
+    stays and is listed.
 
     Example: harkat-mail bounces process campaigns/sept2018.yaml --from ~/Maildir
     """

@@ -147,18 +147,37 @@ def _note(text: str) -> str:
     return " ".join(text.replace(",", " ").split())
 
 
-def add_suppression(path: Path, address: str, why: str, list_id: str) -> bool:
-    """Append ``address`` unless already there; durable before returning. True if added.
-
-    The address is written as cleaning keys it, so the next campaign matches it. An exclusive
-    lock serialises writers (several server workers, a person editing by script); the line
-    is fsynced so an acknowledged unsubscribe survives a power cut.
-    """
+def _writable(address: str) -> str:
+    """``address`` as cleaning keys it, so the next campaign matches it; ValueError if it
+    could not read back as itself (see the module docstring)."""
     cleaned, _ = check_address(address.strip())
     entry = (cleaned or address.strip()).lower()
-    # Whatever is written must read back as this address (see the module docstring).
     if "@" not in entry[1:] or any(c.isspace() or c in ',"\0' for c in entry):
         raise ValueError(f"not an address that can be suppressed: {address!r}")
+    return entry
+
+
+def add_suppression(path: Path, address: str, why: str, list_id: str) -> bool:
+    """Append ``address`` unless already there; durable before returning. True if added."""
+    _writable(address)  # an address that cannot be written is an error here
+    return bool(add_suppressions(path, [(address, why)], list_id))
+
+
+def add_suppressions(path: Path, entries: Iterable[tuple[str, str]], list_id: str) -> set[str]:
+    """Append each ``(address, why)`` not there yet, in one locked write; the entries added.
+
+    An exclusive lock serialises writers (several server workers, ``bounces process``, a
+    person editing by script); the lines are fsynced so an acknowledged unsubscribe survives
+    a power cut. An address no line can hold is left out (the send log's table has it).
+    """
+    wanted: dict[str, str] = {}
+    for address, why in entries:
+        try:
+            wanted.setdefault(_writable(address), why)
+        except ValueError:
+            continue
+    if not wanted:
+        return set()
     lock = _exclusive(path)  # before creating the file: no lock, no write
     path.parent.mkdir(parents=True, exist_ok=True)
     flags = os.O_RDWR | os.O_CREAT | os.O_APPEND | getattr(os, "O_BINARY", 0)
@@ -167,11 +186,14 @@ def add_suppression(path: Path, address: str, why: str, list_id: str) -> bool:
     with os.fdopen(fd, "r+", encoding="utf-8", errors="surrogateescape") as handle, lock(fd):
         handle.seek(0)
         text = handle.read()
-        if entry in {_entry(line) for line in text.splitlines()}:
-            return False
+        there = {_entry(line) for line in text.splitlines()}
+        new = {entry: why for entry, why in wanted.items() if entry not in there}
+        if not new:
+            return set()
         stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         prefix = HEADER if not text else ("" if text.endswith("\n") else "\n")
-        handle.write(f"{prefix}{entry},{_note(why)} {stamp},{_note(list_id)}\n")
+        lines = "".join(f"{e},{_note(why)} {stamp},{_note(list_id)}\n" for e, why in new.items())
+        handle.write(prefix + lines)
         handle.flush()
         os.fsync(handle.fileno())
-    return True
+    return set(new)

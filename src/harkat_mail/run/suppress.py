@@ -8,31 +8,44 @@ reads; the send log's own table gets it as well, so this campaign's unsent rows 
 from __future__ import annotations
 
 import asyncio
-import time
+from datetime import UTC, date, datetime
 
 from ..bounces.reasons import bounce_class, status_in
 from ..campaign.loader import project_suppression
+from ..errors import ContactListError
 from ..models import Campaign, State
 from ..store import Store, is_url
 
 
-async def suppress(campaign: Campaign, store: Store, address: str, why: str) -> bool:
-    """Record ``address`` as suppressed with ``why`` (the date is added); True when new."""
-    added = await store.add_suppression(address, f"{why} {_today()}", campaign.list_id)
+async def suppress_all(
+    campaign: Campaign, store: Store, entries: dict[str, str], today: date | None = None
+) -> int:
+    """Record each ``address: why`` as suppressed (the date is added); how many are new.
+
+    The store first, one address at a time (a table, cheap); then the project file in one
+    locked append for them all: rewriting it per address cost a fifth of ``bounces process``.
+    """
+    if not entries:
+        return 0
+    day = (today or datetime.now(UTC).date()).isoformat()
+    added: set[str] = set()
+    for address, why in entries.items():
+        if await store.add_suppression(address, f"{why} {day}", campaign.list_id):
+            added.add(address.strip().lower())
     if is_url(campaign.send_log):
-        return added
-    from ..lists.suppression import add_suppression  # pandas: never in a render worker
+        return len(added)
+    from ..lists.suppression import add_suppressions  # pandas: never in a render worker
 
     path = project_suppression(campaign.source)
     try:
-        in_file = await asyncio.to_thread(add_suppression, path, address, why, campaign.list_id)
-    except ValueError:  # not an address a suppression file can hold: the store has it
-        return added
-    return added or in_file
-
-
-def _today() -> str:
-    return time.strftime("%Y-%m-%d", time.gmtime())
+        written = await asyncio.to_thread(
+            add_suppressions, path, list(entries.items()), campaign.list_id
+        )
+    except OSError as exc:
+        raise ContactListError(
+            f"{path}: cannot write the suppression file ({exc.strerror or exc})"
+        ) from None
+    return len(added | written)
 
 
 async def record_refusals(campaign: Campaign, store: Store) -> int:
@@ -48,9 +61,10 @@ async def record_refusals(campaign: Campaign, store: Store) -> int:
         status = status_in(reply)
         if bounce_class(status, reply) == "hard":
             hard.append((row["key"], row["email"], status, reply))
+    # Suppressed before the verdict: cut short between the two, the row is still ``failed``
+    # and the next run does both again; the other way round it would never be suppressed.
+    await suppress_all(campaign, store, {e: f"bounced hard {s}".strip() for _, e, s, _ in hard})
     added = 0
-    for key, email, status, reply in hard:
-        if await store.mark_bounced(campaign.name, key, "hard", status, reply):
-            await suppress(campaign, store, email, f"bounced hard {status}".strip())
-            added += 1
+    for key, _, status, reply in hard:
+        added += await store.mark_bounced(campaign.name, key, "hard", status, reply)
     return added

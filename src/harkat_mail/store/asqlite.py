@@ -126,8 +126,8 @@ class SqliteStore:
     async def bounce_seen(self, bounce_id: str) -> bool:
         return await self._call(self.log.bounce_seen, bounce_id)
 
-    async def remember_bounce(self, bounce_id: str, campaign: str) -> None:
-        await self._call(self.log.remember_bounce, bounce_id, campaign)
+    async def remember_bounces(self, bounce_ids: Sequence[str], campaign: str) -> None:
+        await self._call(self.log.remember_bounces, bounce_ids, campaign)
 
     async def bounce_counts(self, campaign: str) -> dict[str, int]:
         return await self._call(self.log.bounce_counts, campaign)

@@ -6,7 +6,7 @@ machines processing bounces at once still apply each verdict once, gravest last.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from functools import wraps
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
@@ -108,13 +108,14 @@ class PgBounces:
         return bool(await self._all("SELECT 1 FROM bounce_seen WHERE id = %s", (bounce_id,)))
 
     @_guarded
-    async def remember_bounce(self, bounce_id: str, campaign: str) -> None:
-        """Note a bounce message as processed: reading it again changes nothing."""
-        await self._all(
-            "INSERT INTO bounce_seen (id, campaign, created_at)"
-            f" VALUES (%s, %s, {NOW}) ON CONFLICT (id) DO NOTHING RETURNING id",
-            (bounce_id, campaign),
-        )
+    async def remember_bounces(self, bounce_ids: Sequence[str], campaign: str) -> None:
+        """Note bounce messages as processed: reading them again changes nothing."""
+        for bounce_id in bounce_ids:
+            await self._all(
+                "INSERT INTO bounce_seen (id, campaign, created_at)"
+                f" VALUES (%s, %s, {NOW}) ON CONFLICT (id) DO NOTHING RETURNING id",
+                (bounce_id, campaign),
+            )
 
     @_guarded
     async def bounce_counts(self, campaign: str) -> dict[str, int]:

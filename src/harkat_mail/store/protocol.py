@@ -190,8 +190,8 @@ class Store(Protocol):
         """Whether the bounce message with this id was processed already."""
         ...
 
-    async def remember_bounce(self, bounce_id: str, campaign: str) -> None:
-        """Note a bounce message as processed."""
+    async def remember_bounces(self, bounce_ids: Sequence[str], campaign: str) -> None:
+        """Note bounce messages as processed, all at once."""
         ...
 
     async def bounce_counts(self, campaign: str) -> dict[str, int]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from collections.abc import Sequence
 
 from ..models import State
 from .bouncerules import DIAGNOSTIC_CHARS, next_score, replaces
@@ -69,13 +70,16 @@ class Bounces:
         return row is not None
 
     @guarded
-    def remember_bounce(self, bounce_id: str, campaign: str) -> None:
-        """Note a bounce message as processed: reading it again changes nothing."""
-        self.db.execute(
-            "INSERT INTO bounce_seen (id, campaign, created_at) VALUES (?, ?, ?)"
-            " ON CONFLICT (id) DO NOTHING",
-            (bounce_id, campaign, time.time()),
-        )
+    def remember_bounces(self, bounce_ids: Sequence[str], campaign: str) -> None:
+        """Note bounce messages as processed, in one transaction: reading them again changes
+        nothing."""
+        now = time.time()
+        with transaction(self.db):
+            self.db.executemany(
+                "INSERT INTO bounce_seen (id, campaign, created_at) VALUES (?, ?, ?)"
+                " ON CONFLICT (id) DO NOTHING",
+                [(bounce_id, campaign, now) for bounce_id in bounce_ids],
+            )
 
     @guarded
     def bounce_counts(self, campaign: str) -> dict[str, int]:
