@@ -77,7 +77,8 @@ def test_first_button_opens_the_members_signed_letter(project: Path, smtp_server
         assert fields["body"].lower().endswith(signature), fields["body"][-80:]
         assert fields["body"].startswith(GREETINGS[language])
         assert "Read the full letter" not in fields["body"]  # the sample letters fit whole
-        assert f"{BUTTONS[language]}: {href}" in text.splitlines()  # the text part offers it
+        colon = {"en": ": ", "fr": "\u202f: "}[language]  # French: a no-break space before ':'
+        assert f"{BUTTONS[language]}{colon}{href}" in text.splitlines()  # the text part offers it
     assert seen == {"en", "fr"}
 
 

@@ -241,3 +241,33 @@ def test_blank_lines_before_and_after_keep_the_numbering(tmp_path: Path) -> None
     path = tmp_path / "m.csv"
     path.write_text("\n\nemail\na@example.org\nb@example.org\n\n\n")
     assert read_table(path)[2].tolist() == [4, 5]
+
+
+def test_a_consent_date_column_alone_says_how_to_use_it(
+    project: Path, smtp_server
+) -> None:
+    """Only `Consent Date`: validate names it and the columns: line; with that line, dated rows
+    are sent through real SMTP and `lists check` reads the workbook without a separator."""
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.append(["Email Address", "First Name", "Consent Date", "Local"])
+    sheet.append(["a@example.org", "Ana", dt.datetime(2017, 3, 14), "5"])
+    sheet.append(["b@example.org", "Bo", None, "5"])
+    path = project.parent.parent / "lists" / "dates.xlsx"
+    book.save(path)
+    _use_list(project, "dates.xlsx")
+    code, out = _run("validate", str(project))
+    assert code == 2 and "needs a consent column" in out, out
+    assert out.strip().endswith(
+        "to count a date in 'Consent Date' as express consent, map it: "
+        "list: columns: {consent: Consent Date}"
+    )
+    text = project.read_text(encoding="utf-8")
+    old = "  path: ../lists/dates.xlsx\n"
+    project.write_text(text.replace(old, old + "  columns: {consent: Consent Date}\n"))
+    server, handler = smtp_server()
+    code, out = _run("send", str(project), "--smtp", f"smtp://127.0.0.1:{server.port}", "--yes")
+    assert code == 0, out
+    assert [m.rcpt_tos for m in handler.messages] == [["a@example.org"]]
+    code, out = _run("lists", "check", str(path))
+    assert code == 0 and "  read dates.xlsx: excel sheet 1, 2 rows" in out.splitlines(), out

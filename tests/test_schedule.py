@@ -73,13 +73,13 @@ def _deliver(project: Path, port: int, clock: FakeClock, **kwargs: object) -> li
 
 
 def test_a_long_run_pauses_outside_the_window_and_resumes_in_it(project: Path, smtp_server) -> None:
-    """Friday 19:55 with a minute per message: some go, the run pauses until Mon 07:00, the rest follow."""
+    """Friday 19:55, a minute per message: some go, the run pauses until Monday 07:00, then the rest."""
     server, handler = smtp_server()
     clock = FakeClock(datetime(2026, 11, 27, 19, 55, tzinfo=TORONTO), step=timedelta(minutes=1))
     during_pause: list[int] = []
     clock.on_nap = lambda _: during_pause.append(len(handler.messages))
     lines = _deliver(_windowed(project), server.port, clock)
-    assert "outside the sending window (mon-fri 07:00-20:00): pausing until Mon 07:00" in lines
+    assert "outside the sending window (mon-fri 07:00-20:00): pausing until Mon 2026-11-30 07:00 (America/Toronto)" in lines
     assert "inside the sending window (mon-fri 07:00-20:00) again: resuming" in lines
     assert len(set(during_pause)) == 1  # nothing was delivered while paused
     before = during_pause[0]
@@ -95,7 +95,10 @@ def test_a_run_started_on_a_weekend_waits_for_monday(project: Path, smtp_server)
     during_pause: list[int] = []
     clock.on_nap = lambda _: during_pause.append(len(handler.messages))
     lines = _deliver(_windowed(project), server.port, clock)
-    assert lines[0].startswith("outside the sending window (mon-fri 07:00-20:00): pausing until Mon 07:00")
+    assert lines[0] == (
+        "outside the sending window (mon-fri 07:00-20:00): "
+        "pausing until Mon 2026-11-30 07:00 (America/Toronto)"
+    )
     assert set(during_pause) == {0} and handler.messages
     assert datetime(2026, 11, 30, 7, 0, tzinfo=TORONTO) <= clock.moment < datetime(
         2026, 11, 30, 7, 5, tzinfo=TORONTO

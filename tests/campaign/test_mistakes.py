@@ -42,10 +42,12 @@ def test_language_key_typo_is_refused_everywhere(project: Path, command: str, sm
         ("    fr: Syndicat des", "    fn: Syndicat des", "identification.name.fn"),
         ('  fr: "STTP Bureau', '  FR: "STTP Bureau', "from.FR"),
         ('  fr: "STTP Solidarité', '  rf: "STTP Solidarité', "reply_to.rf"),
+        ('    fr: "Permettez', '    fn: "Permettez', "letter.subject.fn"),
+        ("    fr: https://harkat.example.org/lettre", "    fR: https://harkat.example.org/lettre", "letter.full_url.fR"),
     ],
 )
 def test_every_per_language_key_is_checked(project: Path, old: str, new: str, key: str) -> None:
-    """from, reply_to and identification.name are checked like subject, each with a suggestion."""
+    """from, reply_to, identification.name and the letter's keys are checked like subject."""
     edit(project, old, new)
     code, out = run_cli("validate", str(project))
     assert code == 2
@@ -120,6 +122,16 @@ def test_expected_errors_say_what_the_key_is_for(project: Path) -> None:
         "language.default: expected a non-empty string, got a list "
         "(the language of members with none); write `default: en`"
     )
+
+
+def test_a_relay_written_as_a_number_says_what_smtp_takes(project: Path) -> None:
+    """`smtp: 25` names the forms smtp: takes (local, a map, a list) and shows two to write."""
+    edit(project, "smtp: local", "smtp: 25")
+    code, out = run_cli("validate", str(project))
+    assert code == 2
+    line = line_of(project, "smtp: 25")
+    assert f"sept2018.yaml:{line}: smtp: expected local, a map of relay settings or a list" in out
+    assert "got int" in out and "write `smtp: local` or `smtp: {host: " in out
 
 
 def test_timezone_typo_suggests_the_zone(project: Path) -> None:

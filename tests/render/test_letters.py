@@ -117,8 +117,8 @@ def test_letter_mailto_without_a_letter_says_what_to_declare(project: Path) -> N
         (
             '    fr: "Permettez',
             '    fn: "Permettez',
-            "letter.subject",
-            "needs an entry for fr (fn is not a template language)",
+            "letter.subject.fn",
+            "'fn' is not a language of the template (it has en, fr: harkat-appeal/<language>.html); did you mean 'fr'?",
         ),
         (
             "fr: https://harkat.example.org/lettre",

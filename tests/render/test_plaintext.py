@@ -57,8 +57,8 @@ def test_sample_text_part_reads_as_plain_text(project: Path) -> None:
             "Mohamed Harkat doit rester au Canada"
         )
         assert lines[lines.index(title) + 1] == "=" * len(title)
-        video = {"en": "Watch and share the video", "fr": "Voir et partager la vidéo"}[language]
-        assert f"{video}: https://harkat.example.org/video" in lines
+        video = {"en": "Watch and share the video: ", "fr": f"Voir et partager la vidéo{NNBSP}: "}
+        assert f"{video[language]}https://harkat.example.org/video" in lines
         assert "solidarity@cupw.example.org" in text and "mailto:solidarity" not in text
 
 
@@ -120,5 +120,32 @@ def test_sample_french_message_keeps_amount_and_colon_together(project: Path) ->
     for part in messages["en"]:
         assert NBSP not in part and NNBSP not in part
     text, body = messages["fr"]
+    assert f"Se désabonner des appels du syndicat{NNBSP}: https://" in text  # a link's colon too
+    assert "syndicat: https" not in text and "appeals: https://" in messages["en"][0]
     href = re.search(r'<a class="button"[^>]*href="([^"]*)"', body)
     assert href is not None and "%C2%A0" not in href.group(1) and "%E2%80%AF" not in href.group(1)
+
+
+def test_french_subject_keeps_canada_and_its_colon_together(project: Path, smtp_server) -> None:
+    """Through real SMTP, the French subject reads "Canada\u202f: trois", alone and combined with
+    the English one; the English subject keeps its plain ": "."""
+    server, handler = smtp_server()
+    args = ["send", str(project), "--smtp", f"smtp://127.0.0.1:{server.port}", "--yes"]
+    result = CliRunner().invoke(main, [*args, "--limit", "4"])
+    assert result.exit_code == 0, result.output
+    subjects = {str(m.message["Content-Language"]): str(m.message["Subject"]) for m in handler.messages}
+    assert subjects["fr"] == f"Mohamed Harkat doit rester au Canada{NNBSP}: trois façons d’aider"
+    assert subjects["en"] == "Mohamed Harkat must stay in Canada: three ways to help"
+    for delivered in handler.messages:
+        assert b"\n" not in delivered.message["Subject"].encode()
+    project.write_text(
+        project.read_text(encoding="utf-8").replace("name: sept2018", "name: combined")
+        + "bilingual: combined\n",
+        encoding="utf-8",
+    )
+    handler.messages.clear()
+    result = CliRunner().invoke(main, [*args, "--limit", "2"])
+    assert result.exit_code == 0, result.output
+    combined = {str(m.message["Subject"]) for m in handler.messages}
+    assert f"Mohamed Harkat doit rester au Canada{NNBSP}: trois façons d’aider / Mohamed " \
+        "Harkat must stay in Canada: three ways to help" in combined

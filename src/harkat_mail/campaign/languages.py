@@ -1,6 +1,6 @@
-"""Per-language keys (subject, from, reply_to, identification.name) must name a language the
-template has: ``fn:`` for ``fr:`` would otherwise give French members the default subject.
-(``letter:`` checks its own keys.)"""
+"""Per-language keys (subject, from, reply_to, identification.name, the letter's subject and
+full_url) must name a language the template has: ``fn:`` for ``fr:`` would otherwise give French
+members the default subject. (``letter:`` checks that each language has an entry.)"""
 
 from __future__ import annotations
 
@@ -18,6 +18,8 @@ PER_LANGUAGE = (
     ("from",),
     ("reply_to",),
     ("identification", "name"),
+    ("letter", "subject"),
+    ("letter", "full_url"),
 )
 
 

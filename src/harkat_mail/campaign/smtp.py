@@ -47,6 +47,13 @@ def smtp_config(r: Reader, value: object) -> SmtpConfig:
     """The ``smtp:`` value: ``local`` (the capture relay) or a map of relay settings."""
     if value is None or value == "local":
         return SmtpConfig(local=True)
+    if not isinstance(value, dict):
+        got = repr(value) if isinstance(value, str) else type(value).__name__
+        raise r.doc.error(
+            ("smtp",),
+            f"expected local, a map of relay settings or a list of them, got {got} (the relay "
+            "that sends); write `smtp: local` or `smtp: {host: smtp.union.example.org}`",
+        )
     return _relay(r, value, ("smtp",), pool=False)
 
 

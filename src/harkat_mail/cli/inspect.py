@@ -231,10 +231,8 @@ def lists_check(list_file: Path, campaign_file: Path | None, rejects: Path | Non
         f"{len(result.rejected)} rejected"
     )
     for source in result.sources:
-        click.echo(
-            f"  read {source.name}: {source.encoding}, {source.delimiter}-separated, "
-            f"{source.rows} rows"
-        )
+        separated = "" if source.delimiter == "-" else f" {source.delimiter}-separated,"
+        click.echo(f"  read {source.name}: {source.encoding},{separated} {source.rows} rows")
     languages: dict[str, int] = {}
     for contact in result.contacts:
         languages[contact.language] = languages.get(contact.language, 0) + 1

@@ -97,6 +97,11 @@ def _per_distinct(values: pd.Series, rule: Callable[[str], T]) -> np.ndarray:
     return lookup[codes.cat.codes.to_numpy()]
 
 
+def _header_of(raw: pd.DataFrame, frame: pd.DataFrame, field: str) -> str:
+    """The export's header that became ``field`` (columns keep their order), or ''."""
+    return next((str(h) for h, f in zip(raw.columns, frame.columns, strict=True) if f == field), "")
+
+
 def clean_list(
     config: ListConfig, language_column: str, default_language: str, dns_resolver: Any = None
 ) -> CleanedList:
@@ -106,9 +111,16 @@ def clean_list(
         raw, info, rows = read_table(path, config.sheet, config.max_mb)
         frame = map_columns(path, raw, config.columns)
         if config.consent_required and "consent" not in frame.columns:
+            dates = _header_of(raw, frame, "consent_date")
+            hint = (
+                f"; to count a date in {dates!r} as express consent, map it: "
+                f"list: columns: {{consent: {dates}}}"
+                if dates
+                else ""
+            )
             raise ContactListError(
                 f"{path}: a commercial campaign needs a consent column (CASL; found: "
-                f"{', '.join(map(str, raw.columns))})"
+                f"{', '.join(map(str, raw.columns))}){hint}"
             )
         for column in frame.columns:
             frame[column] = clean_column(frame[column], column in NAME_COLUMNS)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 from email import policy
@@ -24,8 +25,13 @@ MAX_NAME = 200
 MAX_SUBJECT = 400
 
 
-def header_safe(value: str) -> str:
-    """One line: CR, LF, NUL and other control characters become spaces, runs collapse.
+_BREAKABLE = re.compile(r"[^\S\u00a0\u202f]+")  # whitespace but the no-break spaces
+
+
+def header_safe(value: str, keep_no_break: bool = False) -> str:
+    """One line: CR, LF, NUL and other control characters become spaces, runs collapse;
+    ``keep_no_break``: no-break spaces stay (a French subject's ``Canada\u202f:`` holds
+    together in an inbox).
 
     A lone surrogate (no character; it cannot be encoded) becomes U+FFFD.
     """
@@ -33,15 +39,17 @@ def header_safe(value: str) -> str:
         " " if ord(c) < 32 or ord(c) == 127 else "\ufffd" if "\ud800" <= c <= "\udfff" else c
         for c in value
     )
-    return " ".join(cleaned.split())
+    if not keep_no_break:
+        return " ".join(cleaned.split())
+    return _BREAKABLE.sub(" ", cleaned).strip()
 
 
-def header_text(value: str, limit: int) -> str:
+def header_text(value: str, limit: int, keep_no_break: bool = False) -> str:
     """``header_safe``, then at most ``limit`` characters and ``3 * limit`` UTF-8 octets.
 
     Cut on a character boundary: never inside a character's UTF-8 sequence.
     """
-    text = header_safe(value)[:limit]
+    text = header_safe(value, keep_no_break)[:limit]
     data = text.encode("utf-8")
     if len(data) > 3 * limit:  # only characters outside the BMP (emoji) take 4 octets
         text = data[: 3 * limit].decode("utf-8", "ignore")  # drops a cut-off last character
@@ -102,7 +110,7 @@ def build_message(
     msg = EmailMessage(policy=_POLICY)
     msg["From"] = _address(sender_name, sender_addr)
     msg["To"] = _address(contact.display_name, contact.email)
-    msg["Subject"] = header_text(content.subject, MAX_SUBJECT)
+    msg["Subject"] = header_text(content.subject, MAX_SUBJECT, keep_no_break=True)
     msg["Date"] = format_datetime(now or datetime.now(UTC))
     msg_id = message_id(campaign, contact.key)
     msg["Message-ID"] = msg_id

@@ -63,7 +63,7 @@ def encode_header_value(value: str, name: str = "Subject", limit: int = MAX_SUBJ
     folded at 76; so does a value that itself looks like an encoded word (``=?utf-8?q?...?=``,
     e.g. a member's "name" carrying an encoded line break), so readers show it literally.
     """
-    value = header_text(value, limit)
+    value = header_text(value, limit, keep_no_break=True)
     if value.isascii() and "=?" not in value:
         folded = _fold(value, len(name) + 2)
         if all(len(line) <= LINE for line in folded.split(CRLF)):

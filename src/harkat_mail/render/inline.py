@@ -177,11 +177,11 @@ def inline_once(source: str, inline: Callable[[str], str] = premailer_inline) ->
     return protected.restore(inline(protected.text))
 
 
-def text_once(source: str) -> str:
+def text_once(source: str, french: bool = False) -> str:
     """Derive a Jinja plain-text template from a Jinja HTML template; may raise ``Unsupported``."""
     # Not strict: the text form legitimately drops attributes (lang, class) and their syntax.
     protected = protect(source, comments=False)
-    return protected.restore(html_to_text(protected.text), strict=False)
+    return protected.restore(html_to_text(protected.text, french), strict=False)
 
 
 def normalise_html(html: str) -> str:

@@ -39,7 +39,7 @@ class _Converter(html2text.HTML2Text):
             self.soft_br()
 
 
-def _link(match: re.Match[str]) -> str:
+def _link(match: re.Match[str], colon: str = ": ") -> str:
     """A link as ``text: url``; outside links, an escaped character as itself."""
     if match.group(2) is None:
         return match.group(3)
@@ -47,7 +47,7 @@ def _link(match: re.Match[str]) -> str:
     url = _ESCAPED.sub(r"\1", match.group(2))
     if not text or text in (url, url.removeprefix("mailto:")):
         return text or url
-    return f"{text}: {url}"
+    return f"{text}{colon}{url}"
 
 
 def _heading(match: re.Match[str]) -> str:
@@ -55,8 +55,9 @@ def _heading(match: re.Match[str]) -> str:
     return f"{text}\n{('=' if len(match.group(1)) == 1 else '-') * len(text)}"
 
 
-def html_to_text(html: str) -> str:
-    """Plain-text alternative of an HTML body: paragraphs, underlined headings, ``text: url``."""
+def html_to_text(html: str, french: bool = False) -> str:
+    """Plain-text alternative of an HTML body: paragraphs, underlined headings, ``text: url``
+    (``french``: a narrow no-break space before the colon, as French writes it)."""
     converter = _Converter()
     converter.body_width = 0  # mail clients wrap; hard breaks would split links
     converter.ignore_images = True
@@ -69,6 +70,7 @@ def html_to_text(html: str) -> str:
     converter.ul_item_mark = "-"
     # html2text turns no-break spaces into plain ones; carry them through as stand-ins.
     text = str(converter.handle(html.translate(_HIDE_SPACES))).translate(_SHOW_SPACES)
-    text = _HEADING.sub(_heading, _LINK_OR_ESCAPE.sub(_link, text))
+    colon = "\u202f: " if french else ": "
+    text = _HEADING.sub(_heading, _LINK_OR_ESCAPE.sub(lambda m: _link(m, colon), text))
     text = _BLANK_LINES.sub("\n\n", _TRAILING.sub("", text))
     return text.strip() + "\n"

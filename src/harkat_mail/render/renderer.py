@@ -13,6 +13,7 @@ from jinja2 import meta
 from jinja2.sandbox import SandboxedEnvironment
 
 from ..errors import RenderError
+from ..mail.message import header_safe
 from ..models import Campaign, Contact, RenderedContent, RenderedLetter
 from .bilingual import TEXT_DIVIDER, combine_documents, notice_text
 from .fields import default_filter
@@ -27,7 +28,7 @@ from .inline import (
 from .letters import LetterError, Letters
 from .links import Unsubscribe
 from .plaintext import html_to_text
-from .typography import french_html, french_text, typeset_source
+from .typography import french_html, french_text, typeset_source, typeset_subject
 
 _VARIANT_RE = re.compile(r"^([a-z]{2})\.html$")
 # Computed names that every recipient has, whatever the list's columns.
@@ -234,7 +235,7 @@ class Renderer:
                     flat: str | None = flatten(folder, name)
                 except Unsupported:
                     flat = None
-                return name, flat, reference, text, self.campaign.subject_for(language)
+                return name, flat, reference, text, self._subject(language)
             # bilingual: combined: this language first, then the others after a divider.
             order = [language, *others]
             try:
@@ -248,12 +249,15 @@ class Renderer:
                     f'{{% include "{lang}.txt" %}}' for lang in order
                 )
                 text = self.text_env.from_string(f"{notice_text(order)}\n\n{joined}")
-            subject = " / ".join(self.campaign.subject_for(lang) for lang in order)
+            subject = " / ".join(self._subject(lang) for lang in order)
             return f"{'+'.join(order)} (combined)", flat, reference, text, subject
         except jinja2.TemplateSyntaxError as exc:
             raise RenderError(
                 f"{folder / (exc.name or name)}:{exc.lineno}: {exc.message}"
             ) from None
+
+    def _subject(self, language: str) -> str:
+        return typeset_subject(self.campaign.subject_for(language), language)
 
     def _variant(self, language: str, contacts: Sequence[Contact]) -> Variant:
         name, flat, reference, text_template, subject_source = self._sources(language)
@@ -284,14 +288,14 @@ class Renderer:
             warnings.append(f"{name}: CSS inlined per recipient (slower): {why}")
         if text_template is None and flat is not None:
             try:
-                derived = self.text_env.from_string(text_once(flat))
-                if self._text_matches(reference, derived, sample):
+                derived = self.text_env.from_string(text_once(flat, order == ("fr",)))
+                if self._text_matches(reference, derived, sample, order == ("fr",)):
                     text_template = derived
                 else:
                     warnings.append(f"{name}: plain text derived per recipient (slower)")
             except (Unsupported, jinja2.TemplateSyntaxError) as why:
                 warnings.append(f"{name}: plain text derived per recipient (slower): {why}")
-        fixed = "" if JINJA_RE.search(subject_source) else " ".join(subject_source.split())
+        fixed = "" if JINJA_RE.search(subject_source) else header_safe(subject_source, True)
         variant = Variant(
             language,
             subject,
@@ -309,11 +313,15 @@ class Renderer:
         return variant
 
     def _text_matches(
-        self, reference: jinja2.Template, derived: jinja2.Template, sample: Iterable[Contact]
+        self,
+        reference: jinja2.Template,
+        derived: jinja2.Template,
+        sample: Iterable[Contact],
+        french: bool,
     ) -> bool:
         for contact in sample:
             ctx = self.context(contact)
-            want = " ".join(html_to_text(self._run(reference, ctx, contact)).split())
+            want = " ".join(html_to_text(self._run(reference, ctx, contact), french).split())
             if " ".join(self._run(derived, ctx, contact).split()) != want:
                 return False
         return True
@@ -348,11 +356,14 @@ class Renderer:
             html = premailer_inline(html)
         if variant.typeset_html:
             html = french_html(html, variant.language)
-        text = self._run(variant.text, ctx, contact) if variant.text else html_to_text(html)
+        french = variant.order == ("fr",)  # a link's colon; a combined message keeps ": "
+        text = (
+            self._run(variant.text, ctx, contact) if variant.text else html_to_text(html, french)
+        )
         if variant.typeset_text:  # no-break spaces in French text (typography.py)
             text = french_text(text, variant.order, TEXT_DIVIDER)
-        subject = variant.fixed_subject or " ".join(
-            self._run(variant.subject, ctx, contact).split()
+        subject = variant.fixed_subject or header_safe(
+            self._run(variant.subject, ctx, contact), keep_no_break=True
         )
         return RenderedContent(subject, html, text, ctx["unsubscribe_url"])
 

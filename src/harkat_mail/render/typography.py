@@ -2,7 +2,8 @@
 
 Applied to French text only: in HTML, the text between tags whose nearest ``lang`` is ``fr``
 (never tags, attribute values, comments, ``<style>`` or ``<script>``), once per variant on
-the template (``typeset_source``: values inserted by ``{{ }}`` are left as they are); in a
+the template (``typeset_source``: values inserted by ``{{ }}`` are left as they are) and on the
+subject (``typeset_subject``); in a
 ``.txt`` template's output, the French sections of each message. Only spaces already written
 are replaced, and URLs hold no spaces, so links are never touched:
 
@@ -15,7 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from .inline import protect
+from .inline import Unsupported, protect
 
 NNBSP = "\u202f"
 NBSP = "\u00a0"
@@ -46,6 +47,19 @@ def _space(match: re.Match[str]) -> str:
 def french_spaces(text: str) -> str:
     """Plain French text with its no-break spaces."""
     return _RULES.sub(_space, text)
+
+
+def typeset_subject(source: str, language: str) -> str:
+    """A French subject template with its no-break spaces (``Canada : trois`` holds together
+    in a phone's inbox); its template syntax untouched, or the subject as written if that
+    syntax cannot be set aside."""
+    if language != "fr":
+        return source
+    try:
+        protected = protect(source, comments=False)
+        return protected.restore(french_spaces(protected.text), strict=False)
+    except Unsupported:
+        return source
 
 
 def typeset_source(source: str, language: str) -> str:

@@ -136,7 +136,7 @@ class WindowGate:
         say: Callable[[str], None],
     ) -> None:
         self.window, self.clock, self.stop, self.say = window, clock, stop, say
-        self.where = zone(campaign)
+        self.where, self.zone_label = zone(campaign), zone_label(campaign)
         self.lock = asyncio.Lock()  # relays wait for the same opening, one of them says so
         self.paused = False
 
@@ -151,7 +151,7 @@ class WindowGate:
                     self.paused = True
                     self.say(
                         f"outside the sending window ({self.window.label}): pausing until "
-                        f"{local(opens, self.where):%a %H:%M}"
+                        f"{local(opens, self.where):%a %Y-%m-%d %H:%M} ({self.zone_label})"
                     )
                 left = (opens - self.clock.now()).total_seconds()
                 await _nap_or_stop(self.clock, min(max(left, 0.0), LONGEST_NAP), self.stop)
