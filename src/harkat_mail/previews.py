@@ -26,6 +26,7 @@ from .models import (
     RenderedLetter,
     reason_label,
 )
+from .reports import write_file
 
 PREHEADER_CHARS = 110  # about what a phone's inbox shows after the subject
 # Frames start this tall, then take their content's height once drawn (no script: no resize).
@@ -103,17 +104,6 @@ def preheader(content: RenderedContent) -> str:
     if len(text) > PREHEADER_CHARS:
         text = text[:PREHEADER_CHARS].rsplit(" ", 1)[0] + "…"
     return text
-
-
-def write_file(path: Path, data: str | bytes, what: str) -> None:
-    """Write one preview file; a folder that cannot be written is one clear line."""
-    try:
-        if isinstance(data, bytes):
-            path.write_bytes(data)
-        else:
-            path.write_text(data, encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"{what} {path}: cannot write ({exc.strerror or exc})") from None
 
 
 def _headers(data: bytes) -> list[tuple[str, str]]:
