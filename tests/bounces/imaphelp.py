@@ -44,3 +44,21 @@ def subjects(server: DovecotServer, folder: str) -> list[str]:
         return sorted(out)
     finally:
         client.logout()
+
+
+def flags(server: DovecotServer, folder: str) -> dict[str, str]:
+    """Subject -> the FLAGS of every message in ``folder``, read with EXAMINE (changing none)."""
+    client = _login(server)
+    try:
+        status, _ = client.select(f'"{folder}"', readonly=True)
+        assert status == "OK"
+        _, found = client.uid("SEARCH", "ALL")
+        out = {}
+        for uid in found[0].split():
+            _, data = client.uid("FETCH", uid, "(FLAGS BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+            head, raw = data[0] if isinstance(data[0], tuple) else (b"", b"")
+            subject = str(message_from_bytes(raw)["Subject"])
+            out[subject] = head.decode().partition("FLAGS (")[2].partition(")")[0]
+        return out
+    finally:
+        client.logout()

@@ -4,6 +4,8 @@
 upgrade with STARTTLS (aioimaplib has the command but not the upgrade: it is done here with
 ``loop.start_tls``). The password comes only from the environment variable ``password_env``.
 Certificates are checked against the system's trust store, plus ``ca_file`` when given.
+With ``readonly`` (``bounces check``) the folder is opened with EXAMINE and read with
+BODY.PEEK: no \\Seen flag is set, and ``move`` refuses.
 
 Processed messages go to the ``processed`` folder (created when missing) with ``UID MOVE``; a
 server without MOVE gets ``UID COPY``, ``UID STORE +FLAGS (\\Deleted)`` and, with UIDPLUS,
@@ -57,15 +59,27 @@ class ImapMailbox:
     """One folder of an IMAP account."""
 
     def __init__(
-        self, url: str, processed: str, password_env: str | None, ca_file: Path | None
+        self,
+        url: str,
+        processed: str,
+        password_env: str | None,
+        ca_file: Path | None,
+        *,
+        readonly: bool = False,
+        names: tuple[str, str] = ("bounces.password_env", "bounces.ca_file"),
     ) -> None:
+        # ``names``: what the user sets for the password variable and the CA file, for errors.
+        self.password_name, self.ca_name = names
         try:
             parts = urlsplit(url)
             port = parts.port
         except ValueError as exc:  # an unclosed IPv6 bracket, a port out of range
             raise BounceSourceError(f"{url}: not a valid IMAP URL ({exc})") from None
         if parts.password is not None:
-            raise BounceSourceError("bounces mailbox: never put the password in the URL")
+            raise BounceSourceError(
+                f"{parts.scheme}://{parts.hostname or ''}: never put the password in the URL; "
+                f"give {self.password_name} an environment variable holding it"
+            )
         if not parts.hostname or not parts.username:
             raise BounceSourceError(f"{url}: expected imaps://user@host[:port][/folder]")
         self.tls = parts.scheme.lower() == "imaps"
@@ -75,6 +89,7 @@ class ImapMailbox:
         self.folder = unquote(parts.path.lstrip("/")) or "INBOX"
         self.where = f"{parts.scheme.lower()}://{parts.username}@{self.host}:{self.port}/{self.folder}"
         self.processed = processed
+        self.readonly = readonly
         self.password_env = password_env
         self.ca_file = ca_file
         self.client: aioimaplib.IMAP4 | None = None
@@ -87,7 +102,7 @@ class ImapMailbox:
         if not self.password_env or not value:
             unset = f" ({self.password_env} is not set)" if self.password_env else ""
             raise BounceSourceError(
-                f"{self.where}: set bounces.password_env to an environment variable holding "
+                f"{self.where}: set {self.password_name} to an environment variable holding "
                 f"the IMAP password{unset}"
             )
         return value
@@ -98,7 +113,7 @@ class ImapMailbox:
             try:
                 context.load_verify_locations(cafile=str(self.ca_file))
             except (OSError, ssl.SSLError) as exc:
-                raise BounceSourceError(f"bounces.ca_file {self.ca_file}: {exc}") from None
+                raise BounceSourceError(f"{self.ca_name} {self.ca_file}: {exc}") from None
         return context
 
     def _lost(self, exc: Exception | None) -> None:
@@ -194,7 +209,7 @@ class ImapMailbox:
         except ssl.SSLError as exc:
             raise BounceSourceError(
                 f"{self.where}: TLS failed ({exc.reason or exc}); the server's certificate "
-                "must verify (bounces.ca_file adds a trust anchor)"
+                f"must verify ({self.ca_name} adds a trust anchor)"
             ) from None
         except (TimeoutError, OSError, aioimaplib.AioImapException) as exc:
             why = str(exc) or type(exc).__name__
@@ -218,7 +233,13 @@ class ImapMailbox:
     async def _client(self) -> aioimaplib.IMAP4:
         if self.client is None:
             self.client = await self._connect()
-            await self._run(f"SELECT {self.folder}", self.client.select(_quoted(self.folder)))
+            if self.readonly:  # EXAMINE: the server changes no flag, whatever is fetched
+                opened = self.client.examine(_quoted(self.folder))
+                await self._run(f"EXAMINE {self.folder}", opened)
+                # aioimaplib moves to SELECTED after SELECT only; EXAMINE selects as well.
+                self.client.protocol.state = aioimaplib.SELECTED
+            else:
+                await self._run(f"SELECT {self.folder}", self.client.select(_quoted(self.folder)))
         return self.client
 
     async def messages(self) -> AsyncIterator[Returned]:
@@ -240,6 +261,8 @@ class ImapMailbox:
     async def move(self, items: Sequence[Returned]) -> int:
         if not items:
             return 0
+        if self.readonly:
+            raise BounceSourceError(f"{self.where}: opened read-only, nothing may be moved")
         client = await self._client()
         await self._ensure_folder(client)
         uids = ",".join(item.handle for item in items)

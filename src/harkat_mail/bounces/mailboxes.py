@@ -160,14 +160,25 @@ def _fsync(path: Path) -> None:
 
 
 def open_mailbox(
-    where: str, processed: str, password_env: str | None = None, ca_file: Path | None = None
+    where: str,
+    processed: str,
+    password_env: str | None = None,
+    ca_file: Path | None = None,
+    *,
+    readonly: bool = False,
+    names: tuple[str, str] = ("bounces.password_env", "bounces.ca_file"),
 ) -> Mailbox:
-    """The mailbox at a path or an ``imaps://`` / ``imap://`` URL (not yet connected)."""
+    """The mailbox at a path or an ``imaps://`` / ``imap://`` URL (not yet connected).
+
+    ``readonly``: IMAP folders are EXAMINEd and ``move`` refuses; ``names``: the settings
+    that give the password variable and the CA file, as error messages should name them."""
     scheme = where.partition("://")[0].lower() if "://" in where else ""
     if scheme in ("imap", "imaps"):
         from .imap import ImapMailbox
 
-        return ImapMailbox(where, processed, password_env, ca_file)
+        return ImapMailbox(
+            where, processed, password_env, ca_file, readonly=readonly, names=names
+        )
     if scheme:
         raise BounceSourceError(f"{where}: expected a path, or an imaps:// or imap:// URL")
     return LocalMailbox(Path(where), processed)

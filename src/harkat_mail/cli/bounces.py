@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import click
 
 from ..bounces import classify, iter_messages, to_json
 from ..bounces.classify import Verdict
+from ..bounces.mailboxes import open_mailbox
 from ..campaign import load_campaign
 from ..run.bounces import process_bounces
 from .app import clean_errors, main
@@ -38,7 +40,7 @@ def _short(text: str, limit: int = 160) -> str:
 
 
 @bounces.command()
-@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("paths", nargs=-1, required=True, metavar="PATH|URL...")
 @click.option(
     "--format",
     "fmt",
@@ -47,16 +49,55 @@ def _short(text: str, limit: int = 160) -> str:
     show_default=True,
     help="text: one line per message; json: one JSON object per line.",
 )
+@click.option(
+    "--password-env",
+    metavar="NAME",
+    help="For imaps:// and imap:// URLs: the environment variable holding the IMAP password "
+    "(never put it in the URL).",
+)
+@click.option(
+    "--ca-file",
+    type=click.Path(path_type=Path),
+    help="For IMAP: a PEM file of CA certificates trusted besides the system's (a private CA).",
+)
 @clean_errors
-def check(paths: tuple[Path, ...], fmt: str) -> None:
-    """Classify the mail in PATHS (files, .eml folders, Maildirs, mbox files); change nothing."""
+def check(paths: tuple[str, ...], fmt: str, password_env: str | None, ca_file: Path | None) -> None:
+    """Classify the mail in PATHS (files, .eml folders, Maildirs, mbox files, or IMAP folders
+    given as imaps://user@host[:port]/FOLDER or imap://... with STARTTLS); change nothing.
+
+    IMAP folders are opened read-only (EXAMINE): no message is marked seen, moved or deleted;
+    sources are URL:UID.
+
+    Example: harkat-mail bounces check imaps://bounces@mail.example.org/INBOX
+    --password-env IMAP_PASSWORD --format json
+    """
+
+    def show(source: str, data: bytes) -> None:
+        verdict = classify(data)
+        if fmt == "json":
+            click.echo(json.dumps(to_json(source, verdict), ensure_ascii=False))
+        else:
+            click.echo(describe(source, verdict))
+
     for path in paths:
-        for source, data in iter_messages(path):
-            verdict = classify(data)
-            if fmt == "json":
-                click.echo(json.dumps(to_json(source, verdict), ensure_ascii=False))
-            else:
-                click.echo(describe(source, verdict))
+        if "://" in path:
+            asyncio.run(_check_imap(path, password_env, ca_file, show))
+        else:
+            for source, data in iter_messages(path):
+                show(source, data)
+
+
+async def _check_imap(
+    url: str, password_env: str | None, ca_file: Path | None, show: Callable[[str, bytes], None]
+) -> None:
+    box = open_mailbox(
+        url, "", password_env, ca_file, readonly=True, names=("--password-env", "--ca-file")
+    )
+    try:
+        async for item in box.messages():
+            show(item.source, item.data)
+    finally:
+        await box.close()
 
 
 @bounces.command()
