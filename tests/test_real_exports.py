@@ -15,6 +15,7 @@ from click.testing import CliRunner
 
 from harkat_mail.cli import main
 from harkat_mail.lists.reading import read_table
+from harkat_mail.reports import LANGUAGE_HEADING, SEGMENT_HEADING
 
 ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d$")
 
@@ -138,8 +139,9 @@ def test_excel_send_and_workbook_report(project: Path, tmp_path: Path, smtp_serv
     summary = {(s, i): n for s, i, n in book["Summary"].iter_rows(min_row=2, values_only=True)}
     assert summary[("State", "delivered to the relay")] == 2
     assert summary[("State", "not sent to")] == 2
-    assert summary[("Language", "en")] == 1 and summary[("Language", "fr")] == 1
-    assert summary[("Segment", "all")] == 2
+    language, segment = LANGUAGE_HEADING, SEGMENT_HEADING
+    assert summary[(language, "en")] == 1 and summary[(language, "fr")] == 1
+    assert summary[(segment, "all")] == 2
     assert summary[("Not sent to, because", "no consent")] == 1
     members = list(book["Members"].iter_rows(values_only=True))
     header = members[0]
@@ -160,7 +162,7 @@ def test_summary_report_reads_as_plain_words(project: Path, smtp_server) -> None
     assert code == 0
     assert re.match(r"Campaign sept2018 \(commercial\), report of \S+-0[45]:00\n", out)
     assert re.search(r"State:\n  delivered to the relay +3\n  not sent to +1\n", out)
-    assert re.search(r"Language:\n  en +2\n  fr +1\n", out)
+    assert re.search(r"Language \(members sent to or still to send\):\n  en +2\n  fr +1\n", out)
     assert re.search(r"Not sent to, because:\n  invalid address +1\n", out)
 
 
@@ -216,7 +218,9 @@ def test_summary_counts_the_segment_and_those_outside_it(project: Path, smtp_ser
     delivered = int(re.search(r"delivered (\d+)", out).group(1))
     outside = int(re.search(r"(\d+) outside segment", out).group(1))
     code, out = _run("report", str(project), "--format", "summary")
-    assert re.search(rf"Segment:\n  active +{delivered}\n  outside the segment +{outside}\n", out)
+    segment = r"Segment \(members sent to or still to send\):"
+    outside_line = rf"outside the segment \(not sent to\) +{outside}"
+    assert re.search(rf"{segment}\n  active +{delivered}\n  {outside_line}\n", out)
 
 
 def test_a_separate_consent_date_column_dates_the_consent(project: Path, tmp_path: Path) -> None:

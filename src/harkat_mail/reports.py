@@ -138,6 +138,10 @@ def readable_rows(
         yield out
 
 
+LANGUAGE_HEADING = "Language (members sent to or still to send)"
+SEGMENT_HEADING = "Segment (members sent to or still to send)"
+
+
 def summary_table(
     campaign: Campaign, rows: Sequence[Mapping[str, Any]]
 ) -> list[tuple[str, str, int]]:
@@ -148,11 +152,13 @@ def summary_table(
     table += [("State", STATE_WORDS.get(s, s), states[s]) for s in order if states[s]]
     planned = [r for r in rows if r["state"] != State.SKIPPED]
     languages = Counter(str(r.get("language") or "?") for r in planned)
-    table += [("Language", lang, n) for lang, n in sorted(languages.items())]
+    # Languages and the segment count the members sent to or to send (skipped rows have
+    # neither a message nor, often, a usable language); the headings say so.
+    table += [(LANGUAGE_HEADING, lang, n) for lang, n in sorted(languages.items())]
     outside = sum(1 for r in rows if str(r.get("reason", "")).startswith("outside segment"))
-    table.append(("Segment", campaign.contacts.segment_name, len(planned)))
+    table.append((SEGMENT_HEADING, campaign.contacts.segment_name, len(planned)))
     if outside:
-        table.append(("Segment", "outside the segment", outside))
+        table.append((SEGMENT_HEADING, "outside the segment (not sent to)", outside))
     reasons = Counter(
         reason_label(str(r.get("reason", ""))) for r in rows if r["state"] == State.SKIPPED
     )
