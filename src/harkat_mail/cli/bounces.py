@@ -62,8 +62,8 @@ def _short(text: str, limit: int = 160) -> str:
 )
 @clean_errors
 def check(paths: tuple[str, ...], fmt: str, password_env: str | None, ca_file: Path | None) -> None:
-    """Classify the mail in PATHS (files, .eml folders, Maildirs, mbox files, or IMAP folders
-    given as imaps://user@host[:port]/FOLDER or imap://... with STARTTLS); change nothing.
+    """Classify the mail at each PATH|URL (files, .eml folders, Maildirs, mbox files, or
+    IMAP folders: imaps://user@host[:port]/FOLDER, or imap://... with STARTTLS); change nothing.
 
     IMAP folders are opened read-only (EXAMINE): no message is marked seen, moved or deleted;
     sources are URL:UID.
